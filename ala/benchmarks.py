@@ -1,0 +1,274 @@
+"""Benchmark tables: read, validate and group throughput-versus-batch measurements.
+
+A table has one row per (configuration, batch size, replicate), in the schema of the
+bundled data (see ``ala/data/README.md``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Iterable, Union
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+TableLike = Union[pd.DataFrame, str, Path, Iterable[Union[pd.DataFrame, str, Path]]]
+
+#: Columns that describe a configuration; together (without batch size) they name a curve.
+DESCRIPTIVE_COLUMNS = (
+    "source", "model", "hardware", "num_gpus", "tensor_parallel", "expert_parallel",
+    "data_parallel", "framework", "framework_version", "precision", "variant",
+    "disaggregated", "workload", "input_tokens", "output_tokens",
+)
+#: Columns a query row must carry (besides ``batch_size``).
+REQUIRED_DESCRIPTIVE = ("model", "hardware", "num_gpus", "framework", "precision")
+TEXT_COLUMNS = (
+    "source", "config_id", "model", "hardware", "framework", "framework_version",
+    "precision", "variant", "workload", "batch_semantics", "run_id",
+)
+INTEGER_COLUMNS = ("num_gpus", "tensor_parallel", "expert_parallel", "data_parallel", "replicate")
+POSITIVE_COLUMNS = ("batch_size", "input_tokens", "output_tokens", "throughput_tokens_per_s")
+MEASUREMENT_COLUMNS = (
+    "throughput_tokens_per_s", "total_tokens_per_s", "e2e_latency_s", "ttft_ms", "itl_ms",
+    "tpot_ms", "measured_avg_batch_size", "energy_per_token_j", "avg_power_w",
+)
+BUNDLED_FILES = ("llm_inference_bench.csv", "mlenergy_v3.csv")
+DEFAULTS = {"source": "user", "workload": "unspecified", "framework_version": "", "variant": "",
+            "batch_semantics": "", "run_id": "", "disaggregated": False, "replicate": 0}
+
+
+class BenchmarkError(ValueError):
+    """A benchmark table that cannot be used, naming the file, the row and the column."""
+
+    def __init__(self, where: str, problem: str, row: int | str | None = None,
+                 column: str | None = None):
+        parts = [where]
+        if row is not None:
+            parts.append(f"row {row}")
+        if column is not None:
+            parts.append(f"column {column!r}")
+        super().__init__(f"{', '.join(parts)}: {problem}")
+        self.where, self.row, self.column, self.problem = where, row, column, problem
+
+
+def _row_label(frame: pd.DataFrame, position: int, is_file: bool) -> int | str:
+    # CSV rows are reported as line numbers (the header is line 1) so editors can jump there.
+    return position + 2 if is_file else str(frame.index[position])
+
+
+def _numeric(frame: pd.DataFrame, column: str, where: str, is_file: bool, *,
+             required: bool, positive: bool, integer: bool) -> pd.Series:
+    raw = frame[column]
+    if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+        values = raw.astype(float)
+        empty = raw.isna()
+    else:
+        text = raw.astype(object).where(raw.notna(), "").astype(str).str.strip()
+        empty = text.isin(["", "nan", "NaN", "None"]) & ~text.str.lower().eq("inf")
+        values = pd.to_numeric(text.where(~empty, "nan"), errors="coerce").astype(float)
+    bad = values.isna() & ~empty
+    if bad.any():
+        pos = int(np.flatnonzero(bad.to_numpy())[0])
+        raise BenchmarkError(where, f"{raw.iloc[pos]!r} is not a number", _row_label(frame, pos, is_file), column)
+    if required and empty.any():
+        pos = int(np.flatnonzero(empty.to_numpy())[0])
+        raise BenchmarkError(where, "value is missing", _row_label(frame, pos, is_file), column)
+    finite = values.dropna()
+    checks = [(~np.isfinite(finite), "is not finite")]
+    if positive:
+        checks.append((finite <= 0, "must be positive"))
+    else:
+        checks.append((finite < 0, "must not be negative"))
+    if integer:
+        checks.append((np.isfinite(finite) & (finite != np.round(finite)), "must be a whole number"))
+    for mask, problem in checks:
+        mask = np.asarray(mask)
+        if mask.any():
+            label = finite.index[int(np.flatnonzero(mask)[0])]
+            pos = frame.index.get_loc(label)
+            raise BenchmarkError(where, f"{raw.iloc[pos]!r} {problem}", _row_label(frame, pos, is_file), column)
+    return values
+
+
+def _config_hash(frame: pd.DataFrame) -> pd.Series:
+    def one(row: pd.Series) -> str:
+        key = "|".join(str(row[c]) for c in DESCRIPTIVE_COLUMNS)
+        return hashlib.sha1(key.encode()).hexdigest()[:10]
+
+    return frame.apply(one, axis=1) if len(frame) else pd.Series([], dtype=str)
+
+
+def validate_table(frame: pd.DataFrame, where: str = "table", *, measurements: bool = True,
+                   is_file: bool = False) -> pd.DataFrame:
+    """Check a benchmark or query table and return a normalised copy.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Rows in the bundled schema.
+    where : str
+        Name used in error messages (a file path or ``"table"``).
+    measurements : bool
+        Require ``throughput_tokens_per_s`` (training data) or not (queries).
+
+    Raises
+    ------
+    BenchmarkError
+        Naming the file, the row and the column of the first problem found.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise BenchmarkError(where, f"expected a table, got {type(frame).__name__}")
+    if frame.empty:
+        raise BenchmarkError(where, "the table has no rows")
+    frame = frame.reset_index(drop=True) if is_file else frame.copy()
+    required = list(REQUIRED_DESCRIPTIVE) + ["batch_size"]
+    if measurements:
+        required.append("throughput_tokens_per_s")
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise BenchmarkError(where, f"missing required column(s) {', '.join(missing)}")
+    out = pd.DataFrame(index=frame.index)
+    for column in TEXT_COLUMNS:
+        if column in frame.columns:
+            values = frame[column].astype(object).where(frame[column].notna(), "")
+            out[column] = values.astype(str).str.strip()
+        else:
+            out[column] = DEFAULTS.get(column, "")
+    for column in ("model", "hardware", "framework", "precision"):
+        empty = out[column] == ""
+        if empty.any():
+            pos = int(np.flatnonzero(empty.to_numpy())[0])
+            raise BenchmarkError(where, "value is missing", _row_label(frame, pos, is_file), column)
+    out.loc[out["workload"] == "", "workload"] = DEFAULTS["workload"]
+    out.loc[out["source"] == "", "source"] = DEFAULTS["source"]
+    numeric = [c for c in INTEGER_COLUMNS + POSITIVE_COLUMNS + MEASUREMENT_COLUMNS]
+    for column in dict.fromkeys(numeric):
+        if column not in frame.columns:
+            out[column] = DEFAULTS.get(column, np.nan)
+            continue
+        required_col = column in ("num_gpus", "batch_size") or (
+            measurements and column == "throughput_tokens_per_s")
+        out[column] = _numeric(frame, column, where, is_file, required=required_col,
+                               positive=column in POSITIVE_COLUMNS or column == "num_gpus",
+                               integer=column in INTEGER_COLUMNS)
+    out["replicate"] = out["replicate"].fillna(0).astype(int)
+    out["num_gpus"] = out["num_gpus"].astype(int)
+    if "disaggregated" in frame.columns:
+        flag = frame["disaggregated"].astype(str).str.strip().str.lower()
+        known = flag.isin(["true", "false", "1", "0", "", "nan", "none"])
+        if not known.all():
+            pos = int(np.flatnonzero(~known.to_numpy())[0])
+            raise BenchmarkError(where, f"{frame['disaggregated'].iloc[pos]!r} is not true/false",
+                                 _row_label(frame, pos, is_file), "disaggregated")
+        out["disaggregated"] = flag.isin(["true", "1"])
+    else:
+        out["disaggregated"] = False
+    no_id = out["config_id"] == ""
+    if no_id.any():
+        out.loc[no_id, "config_id"] = _config_hash(out.loc[no_id])
+    return out
+
+
+def _read_csv(path: Path, measurements: bool) -> pd.DataFrame:
+    if not path.exists():
+        raise BenchmarkError(str(path), "no such file")
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise BenchmarkError(str(path), "the file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise BenchmarkError(str(path), f"not a readable CSV file ({exc})") from None
+    return validate_table(raw, str(path), measurements=measurements, is_file=True)
+
+
+def read_benchmarks(data: TableLike, *, measurements: bool = True) -> pd.DataFrame:
+    """Read one or more benchmark tables (CSV paths or DataFrames) into one validated table.
+
+    Examples
+    --------
+    >>> table = read_benchmarks(bundled_paths())
+    >>> int(table["num_gpus"].min())
+    1
+    """
+    if isinstance(data, (pd.DataFrame, str, Path)):
+        data = [data]
+    parts = []
+    for item in data:
+        if isinstance(item, pd.DataFrame):
+            parts.append(validate_table(item, "table", measurements=measurements))
+        elif isinstance(item, (str, Path)):
+            parts.append(_read_csv(Path(item), measurements))
+        else:
+            raise BenchmarkError("input", f"expected a CSV path or a DataFrame, got {type(item).__name__}")
+    if not parts:
+        raise BenchmarkError("input", "no tables given")
+    return pd.concat(parts, ignore_index=True)
+
+
+def bundled_paths() -> list[Path]:
+    """Paths of the benchmark CSV files shipped inside the package."""
+    root = resources.files("ala") / "data"
+    return [Path(str(root / name)) for name in BUNDLED_FILES]
+
+
+def load_benchmarks() -> pd.DataFrame:
+    """The bundled public benchmark data as one validated table.
+
+    Sources and licences are in ``ala/data/README.md`` and ``ala/data/NOTICE``.
+    """
+    return read_benchmarks(bundled_paths())
+
+
+@dataclass
+class CurveSet:
+    """Measurements grouped into throughput-versus-batch curves, one per configuration.
+
+    ``configs`` has one row per usable curve (descriptive columns, ``n_points``,
+    ``max_batch``); ``points`` holds replicate-averaged (config_id, batch_size, throughput,
+    n_replicates) rows; ``excluded`` lists ``(config_id, reason)`` for curves left out.
+    """
+
+    configs: pd.DataFrame
+    points: pd.DataFrame
+    excluded: list[tuple[str, str]] = field(default_factory=list)
+
+    def curve(self, config_id: str) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.points[self.points["config_id"] == config_id]
+        return rows["batch_size"].to_numpy(float), rows["throughput"].to_numpy(float)
+
+
+def group_curves(table: pd.DataFrame, *, min_points: int = 2) -> CurveSet:
+    """Average replicates per (configuration, batch) and group rows into curves.
+
+    Curves with fewer than ``min_points`` distinct batch sizes are excluded and reported
+    in ``CurveSet.excluded`` (never dropped silently).
+    """
+    if table.empty:
+        raise BenchmarkError("table", "the table has no rows")
+    points = (table.groupby(["config_id", "batch_size"], sort=True)
+              .agg(throughput=("throughput_tokens_per_s", "mean"),
+                   n_replicates=("throughput_tokens_per_s", "size"))
+              .reset_index())
+    descriptive = [c for c in DESCRIPTIVE_COLUMNS if c != "output_tokens"]
+    first = table.groupby("config_id", sort=True)[descriptive].first()
+    # ML.ENERGY reports the measured mean output length per row: use the curve's mean.
+    first["output_tokens"] = table.groupby("config_id", sort=True)["output_tokens"].mean()
+    first["batch_semantics"] = table.groupby("config_id", sort=True)["batch_semantics"].first()
+    counts = points.groupby("config_id").agg(n_points=("batch_size", "size"),
+                                             max_batch=("batch_size", "max"),
+                                             min_batch=("batch_size", "min"))
+    configs = first.join(counts).reset_index()
+    short = configs["n_points"] < min_points
+    excluded = [(cid, f"only {n} batch size(s); a curve needs at least {min_points}")
+                for cid, n in zip(configs.loc[short, "config_id"], configs.loc[short, "n_points"])]
+    if excluded:
+        logger.info("excluded %d curve(s) with fewer than %d batch sizes", len(excluded), min_points)
+    configs = configs.loc[~short].reset_index(drop=True)
+    points = points[points["config_id"].isin(configs["config_id"])].reset_index(drop=True)
+    return CurveSet(configs=configs, points=points, excluded=excluded)

@@ -1,0 +1,180 @@
+"""Learning augmentation: throughput curves for configurations nobody benchmarked.
+
+Two sources, blended by how much the data says about the query:
+
+* a global regressor of log-throughput on (configuration features, log batch), trained on
+  every benchmarked point, half directly and half against the roofline reference so that
+  it transfers across accelerators and models;
+* transport of *sibling* curves: benchmarked curves of the same deployment (model,
+  accelerators, engine, precision, parallelism) at other token lengths, interpolated along
+  the log-context axis at each batch size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import ExtraTreesRegressor
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import make_pipeline
+
+from .catalog import precision_bytes
+from .features import _DEFAULT_INPUT_TOKENS, roofline, row_features
+
+#: Weight of the sibling transport against the global regressor, by number of siblings.
+TRANSPORT_WEIGHT = {0: 0.0, 1: 0.5, 2: 0.8}
+TRANSPORT_WEIGHT_MANY = 1.0
+
+
+def deployment_key(configs: pd.DataFrame) -> pd.Series:
+    """Key of the deployment a curve belongs to: everything but workload and token lengths."""
+    def one(row: pd.Series) -> str:
+        try:
+            bits = f"{precision_bytes(row['precision']):g}"
+        except ValueError:
+            bits = str(row["precision"])
+        static = "static" in str(row.get("batch_semantics", "")).lower()
+        n = int(row["num_gpus"])
+        dp = _count(row.get("data_parallel"), 1)
+        # Missing parallelism means the usual layout: tensor parallel over the replica.
+        parts = [row["model"], row["hardware"], n, _count(row.get("tensor_parallel"), max(n // dp, 1)),
+                 _count(row.get("expert_parallel"), 1), dp, row["framework"], bits, static]
+        return "|".join("" if (isinstance(p, float) and np.isnan(p)) else str(p).lower()
+                        for p in parts)
+
+    return configs.apply(one, axis=1) if len(configs) else pd.Series([], dtype=str)
+
+
+def _count(value, default: int) -> int:
+    value = pd.to_numeric(value, errors="coerce")
+    return int(value) if value is not None and np.isfinite(value) else int(default)
+
+
+def context_coordinate(configs: pd.DataFrame) -> np.ndarray:
+    """Log of the tokens a request holds (input plus output), the axis siblings vary along."""
+    inp = pd.to_numeric(configs["input_tokens"], errors="coerce").fillna(_DEFAULT_INPUT_TOKENS)
+    out = pd.to_numeric(configs["output_tokens"], errors="coerce").fillna(256.0)
+    return np.log(inp.to_numpy(float) + out.to_numpy(float))
+
+
+@dataclass
+class Transport:
+    """Sibling-curve estimate at one (query, batch): value, siblings used, nearest distance."""
+
+    value: float
+    n_siblings: int
+    nearest: float
+
+
+class CurveRegressor:
+    """Predict log-throughput of configurations at batch sizes (the learning augmentation).
+
+    Parameters
+    ----------
+    n_estimators : int
+        Trees in each of the two global ensembles.
+    transport : bool
+        Use sibling curves of the same deployment where they exist.
+    random_state : int or None
+        Seed of the tree ensembles.
+    """
+
+    def __init__(self, n_estimators: int = 200, transport: bool = True, random_state=None):
+        self.n_estimators = n_estimators
+        self.transport = transport
+        self.random_state = random_state
+
+    def _ensemble(self, seed_offset: int):
+        seed = None if self.random_state is None else self.random_state + seed_offset
+        return make_pipeline(SimpleImputer(strategy="mean", keep_empty_features=True),
+                             ExtraTreesRegressor(n_estimators=self.n_estimators, min_samples_leaf=3,
+                                                 max_features=0.5, random_state=seed, n_jobs=1))
+
+    def fit(self, configs: pd.DataFrame, features: pd.DataFrame, points: pd.DataFrame) -> "CurveRegressor":
+        """Fit on configurations (indexed by config_id), their features and measured points."""
+        feats = features.loc[points["config_id"]]
+        batch = points["batch_size"].to_numpy(float)
+        X = row_features(feats, batch)
+        y = np.log(points["throughput"].to_numpy(float))
+        ref = np.log(roofline(feats, batch))
+        self.direct_ = self._ensemble(0).fit(X, y)
+        self.relative_ = self._ensemble(1).fit(X, y - ref)
+        self.keys_ = deployment_key(configs)
+        self.context_ = pd.Series(context_coordinate(configs), index=configs.index)
+        self.curves_ = {cid: (np.log(g["batch_size"].to_numpy(float)), np.log(g["throughput"].to_numpy(float)))
+                        for cid, g in points.groupby("config_id")}
+        self.by_key_ = self.keys_.groupby(self.keys_).groups
+        return self
+
+    def global_log(self, features: pd.DataFrame, batch: np.ndarray) -> np.ndarray:
+        """Global regressor's log-throughput for feature rows aligned with ``batch``."""
+        X = row_features(features, batch)
+        ref = np.log(roofline(features, batch))
+        return 0.5 * (self.direct_.predict(X) + self.relative_.predict(X) + ref)
+
+    def _sibling_value(self, cid: str, log_batch: float) -> float:
+        xs, ys = self.curves_[cid]
+        # Only within the measured range (a little slack): no extrapolation in batch here.
+        if log_batch < xs.min() - 0.05 or log_batch > xs.max() + 0.05:
+            return np.nan
+        return float(np.interp(log_batch, xs, ys))
+
+    def transport_log(self, configs: pd.DataFrame, batch: np.ndarray,
+                      exclude: set | None = None) -> list[Transport]:
+        """Sibling-curve estimates for configuration rows aligned with ``batch``."""
+        keys = deployment_key(configs)
+        ctx = context_coordinate(configs)
+        out = []
+        for key, u, bb, cid in zip(keys, ctx, np.log(np.asarray(batch, float)), configs.index):
+            members = [m for m in self.by_key_.get(key, []) if m != cid and not (exclude and m in exclude)]
+            us, vs = [], []
+            for m in members:
+                v = self._sibling_value(m, bb)
+                if np.isfinite(v):
+                    us.append(self.context_[m])
+                    vs.append(v)
+            out.append(_interpolate(np.array(us), np.array(vs), u))
+        return out
+
+    def predict_log(self, configs: pd.DataFrame, features: pd.DataFrame, batch: np.ndarray,
+                    exclude: set | None = None) -> pd.DataFrame:
+        """Blended log-throughput per row, with what it rests on.
+
+        Columns: ``log_pred``, ``log_global``, ``n_siblings``, ``sibling_gap`` (distance
+        to the nearest sibling on the log-context axis) and ``prior_shift`` (how far the
+        sibling estimate moved the global one).
+        """
+        glob = self.global_log(features, batch)
+        if self.transport:
+            local = self.transport_log(configs, batch, exclude)
+        else:
+            local = [Transport(np.nan, 0, np.nan)] * len(glob)
+        values = np.array([t.value for t in local])
+        counts = np.array([t.n_siblings for t in local])
+        nearest = np.array([t.nearest for t in local])
+        weight = np.array([TRANSPORT_WEIGHT.get(n, TRANSPORT_WEIGHT_MANY) for n in counts])
+        # Siblings far away along the context axis say less: fade between 1 and 3 log units.
+        weight = weight * np.clip(1.5 - 0.5 * np.nan_to_num(nearest, nan=9.0), 0.0, 1.0)
+        blended = np.where(counts > 0, weight * np.nan_to_num(values) + (1 - weight) * glob, glob)
+        return pd.DataFrame({"log_pred": blended, "log_global": glob, "n_siblings": counts,
+                             "sibling_gap": np.nan_to_num(nearest, nan=9.0),
+                             "prior_shift": np.abs(blended - glob)}, index=configs.index)
+
+
+def _interpolate(us: np.ndarray, vs: np.ndarray, u: float) -> Transport:
+    n = len(us)
+    if n == 0:
+        return Transport(np.nan, 0, np.nan)
+    nearest = float(np.min(np.abs(us - u)))
+    distinct = np.unique(np.round(us, 6)).size
+    if n == 1 or distinct == 1:
+        return Transport(float(np.mean(vs)), n, nearest)
+    inside = us.min() - 0.1 <= u <= us.max() + 0.1
+    degree = min(2 if inside or distinct >= 4 else 1, distinct - 1)
+    coef = np.polyfit(us, vs, degree)
+    value = float(np.polyval(coef, u))
+    # A fitted polynomial must not wander outside what the siblings span by much.
+    value = float(np.clip(value, vs.min() - 0.7, vs.max() + 0.7))
+    return Transport(value, n, nearest)

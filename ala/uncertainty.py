@@ -1,0 +1,94 @@
+"""Expected error, calibrated intervals and confidence from held-out records.
+
+An error predictor learns the size of a prediction's log error from the situation (how
+similar the query is to observed workloads, siblings, live points); split-conformal
+calibration of errors scaled by it turns that into intervals that cover what they claim.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.utils.validation import check_is_fitted
+
+#: Columns of a record that the error predictor reads.
+RECORD_FEATURES = ("sim_max", "sim_top", "n_siblings", "sibling_gap", "log_batch", "k_live",
+                   "live_gap", "static_batch", "log_gpus", "log_params", "multimodal",
+                   "catalog_estimated", "prior_shift")
+#: Relative error within which the confidence score counts a prediction as right.
+CONFIDENCE_TOLERANCE = 0.10
+_FLOOR = 0.005
+
+
+def stratum(k_live: np.ndarray) -> np.ndarray:
+    """Calibration stratum by number of live points: 0, 1, 2, or 3 and more."""
+    return np.minimum(np.asarray(k_live, int), 3)
+
+
+class ErrorPredictor(BaseEstimator):
+    """Gradient-boosted model of ``log(|log error|)`` from record features.
+
+    Parameters
+    ----------
+    random_state : int or None
+    """
+
+    def __init__(self, random_state=None):
+        self.random_state = random_state
+
+    def fit(self, records: pd.DataFrame) -> "ErrorPredictor":
+        X = records[list(RECORD_FEATURES)].to_numpy(float)
+        y = np.log(np.abs(records["log_error"].to_numpy(float)) + _FLOOR)
+        self.model_ = HistGradientBoostingRegressor(max_iter=150, learning_rate=0.05,
+                                                    max_leaf_nodes=15, min_samples_leaf=40,
+                                                    random_state=self.random_state).fit(X, y)
+        return self
+
+    def predict(self, records: pd.DataFrame) -> np.ndarray:
+        """Expected absolute log error (a scale, > 0) of each record's prediction."""
+        check_is_fitted(self, "model_")
+        return np.exp(self.model_.predict(records[list(RECORD_FEATURES)].to_numpy(float)))
+
+
+class ConformalCalibrator(BaseEstimator):
+    """Split-conformal quantiles of scaled errors ``|log error| / expected``, per stratum."""
+
+    def fit(self, scores: np.ndarray, strata: np.ndarray) -> "ConformalCalibrator":
+        scores = np.asarray(scores, float)
+        strata = np.asarray(strata, int)
+        self.scores_ = {int(s): np.sort(scores[strata == s]) for s in np.unique(strata)}
+        self.all_scores_ = np.sort(scores)
+        return self
+
+    def _scores(self, s: int) -> np.ndarray:
+        own = self.scores_.get(int(s))
+        return own if own is not None and own.size >= 30 else self.all_scores_
+
+    def quantile(self, confidence_level: float, strata: np.ndarray) -> np.ndarray:
+        """Score quantile with the finite-sample correction ``ceil((n + 1) level) / n``."""
+        if not 0 < confidence_level < 1:
+            raise ValueError("confidence_level must lie strictly between 0 and 1.")
+        out = np.empty(len(strata))
+        for s in np.unique(strata):
+            scores = self._scores(s)
+            rank = min(int(np.ceil((scores.size + 1) * confidence_level)), scores.size) - 1
+            out[strata == s] = scores[rank]
+        return out
+
+    def confidence(self, expected: np.ndarray, strata: np.ndarray) -> np.ndarray:
+        """Probability that the relative error is within ``CONFIDENCE_TOLERANCE``.
+
+        Notes
+        -----
+        ``P(|log err| <= log(1 + tol)) = F_s(log(1 + tol) / expected)`` with ``F_s`` the
+        empirical distribution of calibration scores of the stratum.
+        """
+        out = np.empty(len(expected))
+        limit = np.log1p(CONFIDENCE_TOLERANCE) / np.asarray(expected, float)
+        for s in np.unique(strata):
+            scores = self._scores(s)
+            sel = strata == s
+            out[sel] = np.searchsorted(scores, limit[sel], side="right") / scores.size
+        return out
