@@ -38,6 +38,9 @@ MEASUREMENT_COLUMNS = (
     "throughput_tokens_per_s", "total_tokens_per_s", "e2e_latency_s", "ttft_ms", "itl_ms",
     "tpot_ms", "measured_avg_batch_size", "energy_per_token_j", "avg_power_w",
 )
+#: Optional per-row catalog facts, for models or accelerators the catalog lacks.
+OVERRIDE_COLUMNS = ("params_b", "active_params_b", "peak_bf16_dense_tflops",
+                    "memory_bandwidth_tbps", "memory_gb")
 BUNDLED_FILES = ("llm_inference_bench.csv", "mlenergy_v3.csv")
 DEFAULTS = {"source": "user", "workload": "unspecified", "framework_version": "", "variant": "",
             "batch_semantics": "", "run_id": "", "disaggregated": False, "replicate": 0}
@@ -157,6 +160,10 @@ def validate_table(frame: pd.DataFrame, where: str = "table", *, measurements: b
         out[column] = _numeric(frame, column, where, is_file, required=required_col,
                                positive=column in POSITIVE_COLUMNS or column == "num_gpus",
                                integer=column in INTEGER_COLUMNS)
+    for column in OVERRIDE_COLUMNS:
+        if column in frame.columns:
+            out[column] = _numeric(frame, column, where, is_file, required=False, positive=True,
+                                   integer=False)
     out["replicate"] = out["replicate"].fillna(0).astype(int)
     out["num_gpus"] = out["num_gpus"].astype(int)
     if "disaggregated" in frame.columns:
@@ -208,7 +215,8 @@ def read_benchmarks(data: TableLike, *, measurements: bool = True) -> pd.DataFra
             raise BenchmarkError("input", f"expected a CSV path or a DataFrame, got {type(item).__name__}")
     if not parts:
         raise BenchmarkError("input", "no tables given")
-    return pd.concat(parts, ignore_index=True)
+    # One DataFrame keeps its index, so that predictions align with the caller's rows.
+    return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
 
 
 def bundled_paths() -> list[Path]:

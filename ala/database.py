@@ -13,7 +13,7 @@ from .throughput import ThroughputCurve, curve
 
 logger = logging.getLogger(__name__)
 
-PARAMETER_COLUMNS = ("a", "b", "c", "r2", "mape", "falling", "peak_batch", "max_batch",
+PARAMETER_COLUMNS = ("a", "b", "c", "r2", "mape", "falling", "peak_batch", "usable_batch",
                      "n_fitted", "success", "message")
 
 
@@ -41,11 +41,11 @@ def fit_parameters(curves: CurveSet) -> pd.DataFrame:
         std = np.sqrt(np.clip(np.diag(est.covariance_), 0, None))
         record.update(a=est.a_, b=est.b_, c=est.c_, a_se=std[0], b_se=std[1], c_se=std[2],
                       r2=est.r2_, mape=est.mape_, falling=est.falling_,
-                      peak_batch=est.peak_batch_, max_batch=est.max_batch_,
+                      peak_batch=est.peak_batch_, usable_batch=est.max_batch_,
                       n_fitted=est.n_fitted_, success=est.success_, message=est.message_)
         rows.append(record)
     table = pd.DataFrame(rows).set_index("config_id")
-    table = curves.configs.set_index("config_id").join(table, rsuffix="_fit")
+    table = curves.configs.set_index("config_id").join(table)
     failed = int((~table["success"].astype(bool)).sum())
     logger.info("parameter database: %d curves, %d falling, %d failed fits, median fit mape=%.1f%%",
                 len(table), int(table["falling"].fillna(False).astype(bool).sum()), failed,

@@ -52,7 +52,8 @@ def _model_facts(row: pd.Series, catalog: Catalog) -> tuple[pd.Series, bool]:
             raise
         facts = pd.Series({"params_b": np.nan, "active_params_b": np.nan, "layers": np.nan,
                            "attention_layers": np.nan, "kv_heads": np.nan, "head_dim": np.nan,
-                           "kv_latent_dim": np.nan, "architecture": "dense", "modality": "text"})
+                           "kv_latent_dim": np.nan, "architecture": "dense", "modality": "text"},
+                          dtype=object)
         estimated = True
     for column, value in given.items():
         value = pd.to_numeric(value, errors="coerce")

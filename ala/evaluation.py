@@ -1,0 +1,320 @@
+"""Accuracy benchmark: the evaluation protocol's four tasks, ALA beside simple baselines.
+
+Tasks (see README): A interpolate one inner point; B unseen token length within a
+deployment; C unseen (model, accelerator) pair; D few-shot with the k smallest batches
+revealed. Every method sees the same folds in the same run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+from sklearn.ensemble import HistGradientBoostingRegressor
+
+from .benchmarks import group_curves
+from .catalog import Catalog
+from .database import fit_parameters
+from .features import config_features, row_features
+from .pipeline import ALA
+from .similarity import WorkloadEmbedding
+from .throughput import curve
+
+logger = logging.getLogger(__name__)
+
+GROUP_COLUMNS = ("source", "model", "hardware", "num_gpus", "tensor_parallel", "expert_parallel",
+                 "data_parallel", "framework", "framework_version", "precision", "variant")
+METHODS = ("ALA", "per-curve interpolation", "nearest-neighbour transfer", "gradient boosting")
+
+
+@dataclass
+class Predictions:
+    """Predictions of one method on one task: truth, point, optional interval and confidence."""
+
+    truth: list = field(default_factory=list)
+    point: list = field(default_factory=list)
+    lower: list = field(default_factory=list)
+    upper: list = field(default_factory=list)
+    confidence: list = field(default_factory=list)
+    source: list = field(default_factory=list)
+    fit_seconds: float = 0.0
+    predict_seconds: float = 0.0
+
+    def add(self, truth, point, source, lower=None, upper=None, confidence=None):
+        n = len(truth)
+        nan = np.full(n, np.nan)
+        self.truth.append(np.asarray(truth, float))
+        self.point.append(np.asarray(point, float))
+        self.source.append(np.asarray(source))
+        self.lower.append(nan if lower is None else np.asarray(lower, float))
+        self.upper.append(nan if upper is None else np.asarray(upper, float))
+        self.confidence.append(nan if confidence is None else np.asarray(confidence, float))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        cat = (lambda xs: np.concatenate(xs) if xs else np.empty(0))
+        return {k: cat(getattr(self, k)) for k in ("truth", "point", "lower", "upper", "confidence", "source")}
+
+
+def summarise(pred: Predictions, mask_source: str | None = None) -> dict:
+    """Median and p90 APE, made/asked, coverage, median relative width, Spearman, seconds."""
+    a = pred.arrays()
+    sel = np.ones(a["truth"].size, bool) if mask_source is None else np.char.startswith(
+        a["source"].astype(str), mask_source)
+    truth, point = a["truth"][sel], a["point"][sel]
+    made = np.isfinite(point) & (point > 0)
+    ape = np.abs(point[made] / truth[made] - 1)
+    lo, hi = a["lower"][sel][made], a["upper"][sel][made]
+    has_interval = np.isfinite(lo).any()
+    out = {"asked": int(truth.size), "made": int(made.sum()),
+           "median_ape": float(np.median(ape)) if ape.size else np.nan,
+           "p90_ape": float(np.quantile(ape, 0.9)) if ape.size else np.nan,
+           "coverage": float(np.mean((truth[made] >= lo) & (truth[made] <= hi))) if has_interval else np.nan,
+           "median_width": float(np.median((hi - lo) / point[made])) if has_interval else np.nan,
+           "spearman": np.nan, "fit_s": pred.fit_seconds, "predict_s": pred.predict_seconds}
+    conf = a["confidence"][sel][made]
+    if np.isfinite(conf).sum() > 10:
+        out["spearman"] = float(spearmanr(conf, ape).statistic)
+    return out
+
+
+def _group_key(configs: pd.DataFrame) -> pd.Series:
+    return configs[list(GROUP_COLUMNS)].apply(lambda r: "|".join(map(str, r)), axis=1)
+
+
+def _stratified_folds(configs: pd.DataFrame, k: int, rng: np.random.Generator) -> pd.Series:
+    """Fold per curve such that curves of one deployment land in different folds."""
+    key = _group_key(configs)
+    order = configs.assign(_g=key, _r=rng.random(len(configs))).sort_values(["_g", "_r"]).groupby("_g").cumcount()
+    offset = key.map({g: int(rng.integers(k)) for g in key.unique()})
+    return (order + offset) % k
+
+
+def _held_rows(table: pd.DataFrame, configs: pd.DataFrame, ids) -> pd.DataFrame:
+    rows = table[table["config_id"].isin(ids)].copy()
+    # A curve's measured mean output length varies per row (ML.ENERGY): use the curve's.
+    rows["output_tokens"] = rows["config_id"].map(configs["output_tokens"])
+    return (rows.groupby(["config_id", "batch_size"], as_index=False)
+            .agg({**{c: "first" for c in rows.columns if c not in ("config_id", "batch_size",
+                                                                      "throughput_tokens_per_s")},
+                  "throughput_tokens_per_s": "mean"}))
+
+
+class _Baselines:
+    """The three simple baselines, fitted on one training split."""
+
+    def __init__(self, train: pd.DataFrame, catalog: Catalog, random_state: int):
+        curves = group_curves(train)
+        self.configs = curves.configs.set_index("config_id")
+        self.params = fit_parameters(curves)
+        self.features = config_features(self.configs, catalog)
+        self.embedding = WorkloadEmbedding().fit(self.features)
+        self.points = curves.points
+        self.catalog = catalog
+        self.random_state = random_state
+
+    def gbr(self, extra: pd.DataFrame | None = None) -> Callable[[pd.DataFrame, pd.DataFrame], tuple]:
+        feats = self.features.loc[self.points["config_id"]]
+        X = row_features(feats, self.points["batch_size"].to_numpy(float))
+        y = np.log(self.points["throughput"].to_numpy(float))
+        if extra is not None and len(extra):
+            ef = config_features(extra, self.catalog)
+            X = np.vstack([X, row_features(ef, extra["batch_size"].to_numpy(float))])
+            y = np.concatenate([y, np.log(extra["throughput_tokens_per_s"].to_numpy(float))])
+        kw = dict(max_iter=300, learning_rate=0.1, random_state=self.random_state)
+        point = HistGradientBoostingRegressor(**kw).fit(X, y)
+        low = HistGradientBoostingRegressor(loss="quantile", quantile=0.05, **kw).fit(X, y)
+        high = HistGradientBoostingRegressor(loss="quantile", quantile=0.95, **kw).fit(X, y)
+
+        def predict(rows: pd.DataFrame, feats: pd.DataFrame):
+            Xq = row_features(feats, rows["batch_size"].to_numpy(float))
+            return tuple(np.exp(m.predict(Xq)) for m in (point, low, high))
+
+        return predict
+
+    def nearest(self, rows: pd.DataFrame, feats: pd.DataFrame, revealed: pd.DataFrame | None) -> np.ndarray:
+        sim = self.embedding.similarity(feats)
+        ids = self.embedding.ids_[np.argmax(sim, axis=1)]
+        p = self.params.loc[ids]
+        out = curve(rows["batch_size"].to_numpy(float), p["a"].to_numpy(), p["b"].to_numpy(), p["c"].to_numpy())
+        out = np.where(out > 0, out, np.nan)
+        if revealed is not None and len(revealed):
+            rsim = self.embedding.similarity(config_features(revealed, self.catalog))
+            rp = self.params.loc[self.embedding.ids_[np.argmax(rsim, axis=1)]]
+            ratio = np.log(revealed["throughput_tokens_per_s"].to_numpy(float) /
+                           curve(revealed["batch_size"].to_numpy(float), rp["a"].to_numpy(),
+                                 rp["b"].to_numpy(), rp["c"].to_numpy()).clip(1e-9))
+            shift = pd.Series(ratio, index=revealed["config_id"].to_numpy()).groupby(level=0).mean()
+            out = out * np.exp(rows["config_id"].map(shift).fillna(0.0).to_numpy())
+        return out
+
+
+def interpolate_curve(batch: np.ndarray, thpt: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Per-curve log-log interpolation; end segments extrapolate; one point scales linearly."""
+    order = np.argsort(batch)
+    x, y = np.log(batch[order]), np.log(thpt[order])
+    q = np.log(np.asarray(query, float))
+    if x.size == 1:
+        return np.exp(y[0] + (q - x[0]))
+    inner = np.interp(q, x, y)
+    left = y[0] + (q - x[0]) * (y[1] - y[0]) / (x[1] - x[0])
+    right = y[-1] + (q - x[-1]) * (y[-1] - y[-2]) / (x[-1] - x[-2])
+    return np.exp(np.where(q < x[0], left, np.where(q > x[-1], right, inner)))
+
+
+def run(table: pd.DataFrame, *, folds: int = 5, random_state: int = 0, tasks: str = "ABCD",
+        shots=(1, 2, 3), ala_params: dict | None = None,
+        progress: Callable[[str], None] | None = None) -> dict:
+    """Run the protocol; returns ``{task: {method: Predictions}}``."""
+    rng = np.random.default_rng(random_state)
+    catalog = Catalog.load()
+    curves = group_curves(table)
+    configs = curves.configs.set_index("config_id")
+    group = _group_key(configs)
+    sizes = group.map(group.value_counts())
+    results: dict[str, dict[str, Predictions]] = {}
+    say = progress or (lambda msg: None)
+    plans = []
+    if "B" in tasks:
+        fb = _stratified_folds(configs, folds, rng)
+        plans.append(("B", fb.where(sizes >= 3, -1)))
+    if "C" in tasks:
+        pair = configs["model"] + "|" + configs["hardware"]
+        labels = pair.unique()
+        fc = pair.map(dict(zip(labels, rng.permutation(len(labels)) % folds)))
+        plans.append(("C", fc))
+    if "A" in tasks or "D" in tasks:
+        plans.append(("AD", _stratified_folds(configs, folds, rng)))
+    for name, fold_of in plans:
+        for k in range(folds):
+            held_ids = fold_of.index[fold_of == k]
+            if not len(held_ids):
+                continue
+            train = table[~table["config_id"].isin(held_ids)]
+            held = _held_rows(table, configs, held_ids)
+            say(f"task {name} fold {k + 1}/{folds}: train {train['config_id'].nunique()} curves, "
+                f"hold {len(held_ids)}")
+            _run_fold(name, train, held, configs, catalog, results, random_state + k, tasks, shots,
+                      ala_params or {})
+    return results
+
+
+def _collect(results, task, method) -> Predictions:
+    return results.setdefault(task, {}).setdefault(method, Predictions())
+
+
+def _run_fold(name, train, held, configs, catalog, results, seed, tasks, shots, ala_params):
+    t0 = time.perf_counter()
+    model = ALA(random_state=seed, **ala_params).fit(train)
+    ala_fit = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    base = _Baselines(train, catalog, seed)
+    gbr = base.gbr()
+    base_fit = time.perf_counter() - t0
+    query = held.drop(columns=["throughput_tokens_per_s"])
+    truth = held["throughput_tokens_per_s"].to_numpy(float)
+    source = held["source"].astype(str).to_numpy()
+    feats = config_features(held, catalog)
+    if name in ("B", "C"):
+        _score(results, name, model, ala_fit, query, truth, source, None)
+        p = _collect(results, name, "gradient boosting")
+        t0 = time.perf_counter()
+        point, lo, hi = gbr(held, feats)
+        p.predict_seconds += time.perf_counter() - t0
+        p.fit_seconds += base_fit
+        p.add(truth, point, source, lo, hi)
+        p = _collect(results, name, "nearest-neighbour transfer")
+        p.add(truth, base.nearest(held, feats, None), source)
+        p = _collect(results, name, "per-curve interpolation")
+        p.add(truth, np.full(truth.size, np.nan), source)
+        return
+    log_b = np.log(held["batch_size"].to_numpy(float))
+    rank = held.groupby("config_id")["batch_size"].rank(method="first").to_numpy(int)
+    n_pts = held["config_id"].map(held["config_id"].value_counts()).to_numpy()
+    if "D" in tasks:
+        for k in shots:
+            task = f"D k={k}"
+            eligible = n_pts >= 4
+            reveal = eligible & (rank <= k)
+            ask = eligible & (rank > k)
+            _few_shot(results, task, model, ala_fit, base, base_fit, held, feats, reveal, ask, truth, source)
+    if "A" in tasks:
+        # Each inner point once: reveal every other point of its curve.
+        inner = (rank > 1) & (rank < n_pts)
+        for position in range(2, int(n_pts.max())):
+            ask = inner & (rank == position)
+            if not ask.any():
+                continue
+            reveal = np.isin(held["config_id"].to_numpy(), held["config_id"].to_numpy()[ask]) & ~ask
+            _few_shot(results, "A", model, 0.0 if position > 2 else ala_fit, base,
+                      0.0 if position > 2 else base_fit, held, feats, reveal, ask, truth, source,
+                      with_gbr=False)
+    del log_b
+
+
+def _score(results, task, model, fit_s, query, truth, source, live):
+    p = _collect(results, task, "ALA")
+    t0 = time.perf_counter()
+    out = model.predict_interval(query, confidence_level=0.9, live=live)
+    p.predict_seconds += time.perf_counter() - t0
+    p.fit_seconds += fit_s
+    p.add(truth, out["point"], source, out["lower"], out["upper"], out["confidence"])
+
+
+def _few_shot(results, task, model, ala_fit, base, base_fit, held, feats, reveal, ask, truth, source,
+              with_gbr=True):
+    if not ask.any():
+        return
+    live = held[reveal]
+    query = held[ask].drop(columns=["throughput_tokens_per_s"])
+    _score(results, task, model, ala_fit, query, truth[ask], source[ask], live)
+    rows = held[ask]
+    p = _collect(results, task, "per-curve interpolation")
+    point = np.full(ask.sum(), np.nan)
+    for cid, idx in rows.reset_index(drop=True).groupby("config_id").indices.items():
+        shown = live[live["config_id"] == cid]
+        if len(shown):
+            point[idx] = interpolate_curve(shown["batch_size"].to_numpy(float),
+                                           shown["throughput_tokens_per_s"].to_numpy(float),
+                                           rows["batch_size"].to_numpy(float)[idx])
+    p.add(truth[ask], point, source[ask])
+    p = _collect(results, task, "nearest-neighbour transfer")
+    p.add(truth[ask], base.nearest(rows, feats[ask], live), source[ask])
+    p = _collect(results, task, "gradient boosting")
+    if with_gbr:
+        t0 = time.perf_counter()
+        gbr = base.gbr(extra=live)
+        p.fit_seconds += base_fit + time.perf_counter() - t0
+        point, lo, hi = gbr(rows, feats[ask])
+        p.add(truth[ask], point, source[ask], lo, hi)
+    else:
+        p.add(truth[ask], np.full(ask.sum(), np.nan), source[ask])
+
+
+def report(results: dict, sources: dict[str, str] | None = None) -> str:
+    """Markdown tables, one per task, methods side by side (and per data source)."""
+    sources = sources or {"all": None}
+    order = ["A", "B", "C"] + sorted(t for t in results if t.startswith("D"))
+    lines = []
+    for task in [t for t in order if t in results]:
+        lines += [f"### Task {task}", "",
+                  "| method | data | median APE | p90 APE | made / asked | coverage@90 | median width | "
+                  "Spearman(conf, err) | fit s | predict s |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for method in METHODS:
+            if method not in results[task]:
+                continue
+            for label, prefix in sources.items():
+                s = summarise(results[task][method], prefix)
+                if s["asked"] == 0:
+                    continue
+                fmt = (lambda v, pct=True: "—" if not np.isfinite(v) else (f"{100 * v:.1f}%" if pct else f"{v:.2f}"))
+                lines.append(f"| {method} | {label} | {fmt(s['median_ape'])} | {fmt(s['p90_ape'])} | "
+                             f"{s['made']} / {s['asked']} | {fmt(s['coverage'])} | {fmt(s['median_width'], False)} | "
+                             f"{fmt(s['spearman'], False)} | {s['fit_s']:.1f} | {s['predict_s']:.2f} |")
+        lines.append("")
+    return "\n".join(lines)

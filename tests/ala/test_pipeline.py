@@ -1,0 +1,117 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from ala import ALA, UnknownAcceleratorError, UnknownModelError
+from ala.annealing import anneal_subsets
+
+QUERY = dict(model="meta-llama/Llama-3.1-8B-Instruct", hardware="H100", num_gpus=1, framework="vLLM",
+             precision="bfloat16", input_tokens=1024, output_tokens=256)
+
+
+def query(batches=(1, 8, 32, 128), **over):
+    return pd.DataFrame([{**QUERY, **over, "batch_size": b} for b in batches])
+
+
+def test_predict_interval_is_aligned_and_ordered(small_model):
+    q = query()
+    q.index = [10, 11, 12, 13]
+    out = small_model.predict_interval(q, confidence_level=0.9)
+    assert list(out.index) == [10, 11, 12, 13]
+    assert (out["lower"] < out["point"]).all() and (out["point"] < out["upper"]).all()
+    assert out["confidence"].between(0, 1).all()
+    # Throughput grows with batch over this range for a dense 8B model on an H100.
+    assert np.all(np.diff(out["point"].to_numpy()) > 0)
+    np.testing.assert_allclose(small_model.predict(q), out["point"].to_numpy())
+
+
+def test_wider_level_gives_wider_interval(small_model):
+    q = query()
+    narrow = small_model.predict_interval(q, confidence_level=0.5)
+    wide = small_model.predict_interval(q, confidence_level=0.95)
+    assert (wide["upper"] - wide["lower"] > narrow["upper"] - narrow["lower"]).all()
+
+
+def test_same_seed_same_result(table):
+    subset = table[table["source"].str.startswith("ml-energy")]
+    kw = dict(n_estimators=10, n_anneal=3, anneal_estimators=5, random_state=3)
+    a = ALA(**kw).fit(subset).predict_interval(query())
+    b = ALA(**kw).fit(subset).predict_interval(query())
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_live_points_pull_prediction_and_narrow_interval(small_model):
+    q = query(batches=(16, 32, 64))
+    before = small_model.predict_interval(q)
+    truth = before["point"].to_numpy() * 1.3  # the deployment runs 30% faster than predicted
+    live = query(batches=(4, 8))
+    live["throughput_tokens_per_s"] = small_model.predict(live) * 1.3
+    after = small_model.predict_interval(q, live=live)
+    assert np.all(np.abs(after["point"] / truth - 1) < np.abs(before["point"] / truth - 1))
+    assert np.all(np.abs(after["point"] / truth - 1) < 0.1)
+    width = lambda f: ((f["upper"] - f["lower"]) / f["point"]).to_numpy()
+    assert np.all(width(after) < width(before))
+    assert (after["k_live"] == 2).all() and (after["confidence"] > before["confidence"]).all()
+
+
+def test_update_stores_live_points(table):
+    model = ALA(n_estimators=10, n_anneal=3, anneal_estimators=5, random_state=0).fit(table)
+    q = query(batches=(32,))
+    live = query(batches=(8,))
+    live["throughput_tokens_per_s"] = model.predict(live) * 0.7
+    assert model.update(live) is model
+    assert model.predict_interval(q)["k_live"].iloc[0] == 1
+    assert model.clear_live().predict_interval(q)["k_live"].iloc[0] == 0
+
+
+def test_explain_names_sources_and_neighbours(small_model):
+    info = small_model.explain(query(batches=(8,)))[0]
+    assert set(info["parameters"]) == {"a", "b", "c"}
+    assert info["parameters"]["c"] > 0
+    assert len(info["nearest"]) == 3
+    assert info["nearest"][0]["similarity"] >= info["nearest"][-1]["similarity"]
+    assert 0 < info["expected_error"] < 2
+
+
+def test_siblings_are_used_for_a_benchmarked_deployment(small_model, table):
+    # Llama-2-7B on one A100 with vLLM is benchmarked at 5 token lengths; ask for a sixth.
+    q = query(batches=(16, 32), model="meta-llama/Llama-2-7b-hf", hardware="A100", precision="16bit",
+              input_tokens=768, output_tokens=768, batch_semantics="static offline batch")
+    out = small_model.predict_interval(q)
+    assert (out["n_siblings"] >= 2).all()
+
+
+def test_unknown_catalog_entries_are_clear_errors(small_model):
+    with pytest.raises(UnknownAcceleratorError, match="unknown accelerator 'TPU-v9'"):
+        small_model.predict(query(hardware="TPU-v9"))
+    with pytest.raises(UnknownModelError, match="unknown model 'acme/secret-1'"):
+        small_model.predict(query(model="acme/secret-1"))
+    # An unknown model with its size given is predicted, flagged as estimated.
+    out = small_model.predict_interval(query(model="acme/secret-1", params_b=8.0))
+    assert np.isfinite(out["point"]).all()
+
+
+def test_fit_rejects_too_little_data(table):
+    one = table[table["config_id"] == table["config_id"].iloc[0]]
+    with pytest.raises(ValueError, match="at least 4 curves"):
+        ALA(n_anneal=2).fit(one)
+
+
+def test_fit_reports_exclusions_and_parameters(small_model):
+    assert small_model.excluded_ and small_model.parameters_["success"].all()
+    assert {"a", "b", "c", "falling", "r2", "source", "model"} <= set(small_model.parameters_.columns)
+    assert small_model.annealing_.nit == 6 and len(small_model.annealing_.records) > 100
+
+
+def test_annealing_validates_and_is_deterministic():
+    with pytest.raises(ValueError, match="n_iter"):
+        anneal_subsets(lambda m, s: pd.DataFrame(), np.arange(4), n_iter=0, bins=len, n_bins=2)
+
+    def evaluate(mask, step):
+        return pd.DataFrame({"v": np.flatnonzero(~mask) % 3})
+
+    bins = lambda r: r["v"].to_numpy()
+    a = anneal_subsets(evaluate, np.arange(40), n_iter=10, bins=bins, n_bins=3, rng=1)
+    b = anneal_subsets(evaluate, np.arange(40), n_iter=10, bins=bins, n_bins=3, rng=1)
+    assert np.array_equal(a.x, b.x) and a.fun == b.fun and a.nit == 10 and a.success
+    assert a.fun <= a.energies.max()

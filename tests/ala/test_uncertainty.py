@@ -1,0 +1,29 @@
+import numpy as np
+import pytest
+
+from ala.uncertainty import ConformalCalibrator, stratum
+
+
+def test_conformal_quantile_covers_exchangeable_scores():
+    rng = np.random.default_rng(0)
+    cal = np.abs(rng.normal(size=2000))
+    calibrator = ConformalCalibrator().fit(cal, np.zeros(2000, int))
+    q = calibrator.quantile(0.9, np.zeros(1, int))[0]
+    test = np.abs(rng.normal(size=20000))
+    assert 0.88 < np.mean(test <= q) < 0.92
+
+
+def test_strata_fall_back_when_small_and_level_is_checked():
+    calibrator = ConformalCalibrator().fit(np.r_[np.ones(100), 5 * np.ones(5)], np.r_[np.zeros(100), np.ones(5)].astype(int))
+    # Stratum 1 has 5 scores, too few: it uses all scores.
+    assert calibrator.quantile(0.5, np.array([1]))[0] == 1.0
+    with pytest.raises(ValueError, match="confidence_level"):
+        calibrator.quantile(1.0, np.array([0]))
+    assert list(stratum([0, 1, 2, 7])) == [0, 1, 2, 3]
+
+
+def test_confidence_falls_with_expected_error():
+    rng = np.random.default_rng(1)
+    calibrator = ConformalCalibrator().fit(np.abs(rng.normal(size=500)), np.zeros(500, int))
+    conf = calibrator.confidence(np.array([0.01, 0.05, 0.2, 1.0]), np.zeros(4, int))
+    assert np.all(np.diff(conf) < 0) and conf[0] > 0.95 and conf[-1] < 0.2
