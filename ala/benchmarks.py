@@ -100,11 +100,10 @@ def _numeric(frame: pd.DataFrame, column: str, where: str, is_file: bool, *,
 
 
 def _config_hash(frame: pd.DataFrame) -> pd.Series:
-    def one(row: pd.Series) -> str:
-        key = "|".join(str(row[c]) for c in DESCRIPTIVE_COLUMNS)
-        return hashlib.sha1(key.encode()).hexdigest()[:10]
-
-    return frame.apply(one, axis=1) if len(frame) else pd.Series([], dtype=str)
+    columns = [frame[c].astype(object).to_numpy() for c in DESCRIPTIVE_COLUMNS]
+    keys = ["|".join(map(str, values)) for values in zip(*columns)]
+    return pd.Series([hashlib.sha1(k.encode()).hexdigest()[:10] for k in keys], index=frame.index,
+                     dtype=object)
 
 
 def validate_table(frame: pd.DataFrame, where: str = "table", *, measurements: bool = True,

@@ -112,7 +112,7 @@ class CurveRegressor:
         """Global regressor's log-throughput for feature rows aligned with ``batch``."""
         X = row_features(features, batch)
         ref = np.log(roofline(features, batch))
-        return 0.5 * (self.direct_.predict(X) + self.relative_.predict(X) + ref)
+        return 0.5 * (_forest_predict(self.direct_, X) + _forest_predict(self.relative_, X) + ref)
 
     def _sibling_value(self, cid: str, log_batch: float) -> float:
         xs, ys = self.curves_[cid]
@@ -161,6 +161,20 @@ class CurveRegressor:
         return pd.DataFrame({"log_pred": blended, "log_global": glob, "n_siblings": counts,
                              "sibling_gap": np.nan_to_num(nearest, nan=9.0),
                              "prior_shift": np.abs(blended - glob)}, index=configs.index)
+
+
+def _forest_predict(pipeline, X: np.ndarray) -> np.ndarray:
+    """Mean of the trees' predictions, without joblib's per-tree overhead.
+
+    Equal to ``pipeline.predict(X)``; for the small batches a planner sends, the
+    dispatch per tree costs more than the trees themselves.
+    """
+    imputer, forest = pipeline[0], pipeline[-1]
+    Xt = np.ascontiguousarray(imputer.transform(X), dtype=np.float32)
+    total = np.zeros(Xt.shape[0])
+    for tree in forest.estimators_:
+        total += tree.tree_.predict(Xt).reshape(Xt.shape[0], -1)[:, 0]
+    return total / len(forest.estimators_)
 
 
 def _interpolate(us: np.ndarray, vs: np.ndarray, u: float) -> Transport:

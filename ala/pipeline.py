@@ -99,6 +99,7 @@ class ALA(BaseEstimator):
         self.features_ = config_features(configs, self.catalog_)
         self.configs_ = configs
         self.points_ = curves.points
+        self.training_ = table
         self.regressor_ = CurveRegressor(self.n_estimators, self.transport, self.random_state).fit(
             configs, self.features_, curves.points)
         self.embedding_ = WorkloadEmbedding().fit(self.features_)
@@ -108,7 +109,8 @@ class ALA(BaseEstimator):
         self.error_predictor_ = ErrorPredictor(self.random_state).fit(records[~odd])
         cal = records[odd]
         scores = np.abs(cal["log_error"].to_numpy()) / self.error_predictor_.predict(cal)
-        self.calibrator_ = ConformalCalibrator().fit(scores, stratum(cal["k_live"].to_numpy()))
+        strata = stratum(cal["k_live"].to_numpy(), cal["n_siblings"].to_numpy())
+        self.calibrator_ = ConformalCalibrator().fit(scores, strata)
         self.live_ = {}
         self.fit_seconds_ = time.perf_counter() - start
         logger.info("fit curves=%d points=%d excluded=%d anneal steps=%d records=%d in %.1fs",
@@ -247,7 +249,7 @@ class ALA(BaseEstimator):
         rec["log_pred"] = log_pred
         rec["expected_error"] = self.error_predictor_.predict(rec)
         rec["nearest"] = sim["nearest"].to_numpy()
-        rec["stratum"] = stratum(rec["k_live"].to_numpy())
+        rec["stratum"] = stratum(rec["k_live"].to_numpy(), rec["n_siblings"].to_numpy())
         rec.index = table.index
         return rec
 

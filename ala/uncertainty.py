@@ -22,9 +22,13 @@ CONFIDENCE_TOLERANCE = 0.10
 _FLOOR = 0.005
 
 
-def stratum(k_live: np.ndarray) -> np.ndarray:
-    """Calibration stratum by number of live points: 0, 1, 2, or 3 and more."""
-    return np.minimum(np.asarray(k_live, int), 3)
+def stratum(k_live: np.ndarray, n_siblings: np.ndarray) -> np.ndarray:
+    """Calibration stratum: live points (0, 1, 2, 3+) times whether sibling curves exist.
+
+    Errors of a transfer to an unseen accelerator and of an interpolation between
+    siblings differ in kind, so each gets its own conformal quantile.
+    """
+    return 2 * np.minimum(np.asarray(k_live, int), 3) + (np.asarray(n_siblings) > 0)
 
 
 class ErrorPredictor(BaseEstimator):

@@ -1,0 +1,80 @@
+import json
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ala import ALA
+from ala.persistence import ModelFileError, load_model, save_model
+
+QUERY = pd.DataFrame({"model": "Qwen/Qwen3-8B", "hardware": "H100", "num_gpus": 1, "framework": "vLLM",
+                      "precision": "bfloat16", "output_tokens": 300.0, "batch_size": [8.0, 64.0]})
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory, table):
+    model = ALA(n_estimators=10, n_anneal=3, anneal_estimators=5, random_state=2).fit(
+        table[table["source"].str.startswith("ml-energy")])
+    live = QUERY.iloc[:1].assign(throughput_tokens_per_s=500.0)
+    model.update(live)
+    path = save_model(model, tmp_path_factory.mktemp("m") / "model.ala")
+    return model, path
+
+
+def test_round_trip_predicts_the_same(saved):
+    model, path = saved
+    loaded = load_model(path)
+    pd.testing.assert_frame_equal(model.predict_interval(QUERY), loaded.predict_interval(QUERY))
+    assert loaded.get_params() == model.get_params()
+    assert loaded.predict_interval(QUERY)["k_live"].iloc[0] == 1
+
+
+def _rewrite(src, dst, change):
+    with zipfile.ZipFile(src) as a, zipfile.ZipFile(dst, "w") as b:
+        for name in a.namelist():
+            data = a.read(name)
+            b.writestr(name, change(name, data))
+
+
+def test_tampered_member_is_refused(saved, tmp_path):
+    _, path = saved
+    bad = tmp_path / "bad.ala"
+    _rewrite(path, bad, lambda n, d: d.replace(b"H100", b"H200", 1) if n == "training.csv" else d)
+    with pytest.raises(ModelFileError, match="training.csv was altered"):
+        load_model(bad)
+
+
+def test_newer_version_is_refused(saved, tmp_path):
+    _, path = saved
+    bad = tmp_path / "new.ala"
+
+    def bump(name, data):
+        if name != "manifest.json":
+            return data
+        manifest = json.loads(data)
+        manifest["version"] = 99
+        return json.dumps(manifest).encode()
+
+    _rewrite(path, bad, bump)
+    with pytest.raises(ModelFileError, match="version 99 is newer"):
+        load_model(bad)
+
+
+def test_truncated_and_foreign_files_are_refused(saved, tmp_path):
+    _, path = saved
+    cut = tmp_path / "cut.ala"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ModelFileError, match="damaged or truncated"):
+        load_model(cut)
+    junk = tmp_path / "junk.ala"
+    junk.write_bytes(b"\x80\x04 definitely a pickle")
+    with pytest.raises(ModelFileError):
+        load_model(junk)
+    with pytest.raises(ModelFileError, match="no such file"):
+        load_model(tmp_path / "absent.ala")
+
+
+def test_unfitted_model_cannot_be_saved(tmp_path):
+    with pytest.raises(ValueError, match="not fitted"):
+        save_model(ALA(), tmp_path / "x.ala")
