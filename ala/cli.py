@@ -245,7 +245,10 @@ def cmd_fit(args) -> int:
         raise InputError("nothing to fit on: give --data or drop --no-bundled")
     table = read_benchmarks(paths)
     _say(f"fitting on {table['config_id'].nunique()} curves ({len(table)} rows) ...")
-    model = ALA(random_state=args.seed).fit(table)
+    try:
+        model = ALA(random_state=args.seed).fit(table)
+    except ValueError as exc:  # too little data is the user's input, not our bug
+        raise InputError(str(exc)) from None
     save_model(model, args.out)
     summary = {"out": str(args.out), "curves": int(len(model.configs_)), "excluded": len(model.excluded_),
                "fit_seconds": round(model.fit_seconds_, 2)}
@@ -334,7 +337,7 @@ def cmd_bench(args) -> int:
                                    c["workload"]))
         except ValueError:
             continue
-    deployments = deployments[: args.plans]
+    deployments = deployments[: args.plans] if args.plans > 0 else deployments
     times, outcomes = [], {}
     for dep in deployments:
         t0 = time.perf_counter()
@@ -429,7 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("bench", help="speed figures: fit, prediction and planning times")
-    p.add_argument("--plans", type=int, default=200, help="how many bundled configurations to plan (default 200)")
+    p.add_argument("--plans", type=int, default=0,
+                   help="how many bundled configurations to plan (default 0: every one)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", choices=["table", "json"], default="table")
     p.set_defaults(func=cmd_bench)

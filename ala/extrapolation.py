@@ -178,17 +178,29 @@ def _forest_predict(pipeline, X: np.ndarray) -> np.ndarray:
 
 
 def _interpolate(us: np.ndarray, vs: np.ndarray, u: float) -> Transport:
+    """Sibling values ``vs`` at context ``us``, read at the query's context ``u``.
+
+    One sibling: its value. Two: the line through them. Three or more: the median of a
+    quadratic through the three nearest, the line through the two nearest and a
+    quadratic through all, so that one odd sibling cannot drag the estimate.
+    """
     n = len(us)
     if n == 0:
         return Transport(np.nan, 0, np.nan)
-    nearest = float(np.min(np.abs(us - u)))
-    distinct = np.unique(np.round(us, 6)).size
-    if n == 1 or distinct == 1:
+    order = np.argsort(np.abs(us - u), kind="stable")
+    nearest = float(abs(us[order[0]] - u))
+    if n == 1 or np.unique(np.round(us, 6)).size == 1:
         return Transport(float(np.mean(vs)), n, nearest)
-    inside = us.min() - 0.1 <= u <= us.max() + 0.1
-    degree = min(2 if inside or distinct >= 4 else 1, distinct - 1)
-    coef = np.polyfit(us, vs, degree)
-    value = float(np.polyval(coef, u))
-    # A fitted polynomial must not wander outside what the siblings span by much.
+    i = order[0]
+    j = next((k for k in order[1:] if abs(us[k] - us[i]) > 1e-6), None)
+    line = vs[i] + (vs[j] - vs[i]) * (u - us[i]) / (us[j] - us[i])
+    estimates = [line]
+    distinct = np.unique(np.round(us, 6)).size
+    if distinct >= 3:
+        near3 = order[:3] if np.unique(np.round(us[order[:3]], 6)).size == 3 else order
+        estimates.append(np.polyval(np.polyfit(us[near3], vs[near3], 2), u))
+        estimates.append(np.polyval(np.polyfit(us, vs, 2), u))
+    value = float(np.median(estimates))
+    # An estimate must not wander far outside what the siblings span.
     value = float(np.clip(value, vs.min() - 0.7, vs.max() + 0.7))
     return Transport(value, n, nearest)

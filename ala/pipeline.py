@@ -17,16 +17,18 @@ from .catalog import Catalog
 from .database import fit_parameters
 from .extrapolation import CurveRegressor
 from .features import config_features
-from .posterior import update_log_curve
+from .posterior import ErrorKernel, fit_kernel, update_log_curve
 from .similarity import WorkloadEmbedding
 from .throughput import ThroughputCurve
 from .uncertainty import ConformalCalibrator, ErrorPredictor, stratum
 
 logger = logging.getLogger(__name__)
 
-#: Prior log-error scale of the online update (its posterior mean barely depends on it).
-_PRIOR_SD = 0.15
 _NO_GAP = 9.0
+#: Held-out curves used to fit the error kernel (more add time, not accuracy).
+_KERNEL_CURVES = 600
+#: Folds of the plain random split whose held-out errors calibrate the intervals.
+_CALIBRATION_FOLDS = 5
 _SIM_BINS = 5
 
 
@@ -103,19 +105,28 @@ class ALA(BaseEstimator):
         self.regressor_ = CurveRegressor(self.n_estimators, self.transport, self.random_state).fit(
             configs, self.features_, curves.points)
         self.embedding_ = WorkloadEmbedding().fit(self.features_)
+        rng = np.random.default_rng(self.random_state)
         self.annealing_ = self._anneal()
-        records = self.annealing_.records
-        odd = (records["step"] % 2).to_numpy(bool)
-        self.error_predictor_ = ErrorPredictor(self.random_state).fit(records[~odd])
-        cal = records[odd]
-        scores = np.abs(cal["log_error"].to_numpy()) / self.error_predictor_.predict(cal)
-        strata = stratum(cal["k_live"].to_numpy(), cal["n_siblings"].to_numpy())
+        base = self.annealing_.records
+        # Pass 1: expected error with no live point; it scales the online update's prior.
+        first = ErrorPredictor(self.random_state).fit(base)
+        base = base.assign(prior_sd=self._curve_sd(base, first.predict(base)))
+        self.kernel_, self.kernel_loglik_ = fit_kernel(self._error_curves(base, rng))
+        shots = self._shot_records(base, rng)
+        # Pass 2: expected error given live points too, from the annealing records.
+        self.error_predictor_ = ErrorPredictor(self.random_state).fit(pd.concat([base, shots], ignore_index=True))
+        # Calibration on plain random splits, apart from the records the predictor learnt from.
+        cal = self._calibration_records(rng)
+        scores = np.abs(cal["log_error"].to_numpy()) / self._expected_error(cal)
+        strata = stratum(cal["k_live"].to_numpy(), cal["n_siblings"].to_numpy(), cal["pair_seen"].to_numpy())
         self.calibrator_ = ConformalCalibrator().fit(scores, strata)
+        self.calibration_records_ = len(cal)
         self.live_ = {}
         self.fit_seconds_ = time.perf_counter() - start
-        logger.info("fit curves=%d points=%d excluded=%d anneal steps=%d records=%d in %.1fs",
-                    len(configs), len(curves.points), len(self.excluded_), self.annealing_.nit,
-                    len(records), self.fit_seconds_)
+        logger.info("fit curves=%d points=%d excluded=%d anneal steps=%d records=%d "
+                    "kernel=%s calibration records=%d in %.1fs", len(configs), len(curves.points),
+                    len(self.excluded_), self.annealing_.nit, len(base) + len(shots), self.kernel_,
+                    len(cal), self.fit_seconds_)
         return self
 
     def _anneal(self) -> AnnealingResult:
@@ -143,7 +154,7 @@ class ALA(BaseEstimator):
             held_ids = ids[held]
             held_rows = np.concatenate([point_groups[c] for c in held_ids])
             held_points = points.iloc[held_rows]
-            return self._records(model, held_points, train, step_rng)
+            return self._records(model, held_points, train)
 
         def bins(records: pd.DataFrame) -> np.ndarray:
             sim_bin = np.minimum((records["sim_max"].to_numpy() * _SIM_BINS).astype(int), _SIM_BINS - 1)
@@ -152,9 +163,9 @@ class ALA(BaseEstimator):
         return anneal_subsets(evaluate, groups, n_iter=self.n_anneal, bins=bins,
                               n_bins=2 * _SIM_BINS, rng=rng)
 
-    def _records(self, model: CurveRegressor, held_points: pd.DataFrame, train_mask: np.ndarray,
-                 rng: np.random.Generator) -> pd.DataFrame:
-        """Held-out error records: with no live point, and with 1-3 revealed smallest batches."""
+    def _records(self, model: CurveRegressor, held_points: pd.DataFrame,
+                 train_mask: np.ndarray) -> pd.DataFrame:
+        """Held-out error records of ``model`` with no live point, one per held-out point."""
         cfg = self.configs_.loc[held_points["config_id"]]
         feats = self.features_.loc[held_points["config_id"]]
         batch = held_points["batch_size"].to_numpy(float)
@@ -162,33 +173,87 @@ class ALA(BaseEstimator):
         sim = self.embedding_.summary(feats[~feats.index.duplicated()], mask=train_mask)
         sim = sim.loc[feats.index]
         truth = np.log(held_points["throughput"].to_numpy(float))
-        base = self._record_frame(pred, sim, feats, batch)
-        base["log_error"] = pred["log_pred"].to_numpy() - truth
+        base = self._record_frame(pred, sim, feats, batch, self._pair_seen(cfg, self.configs_[train_mask]))
+        base["log_pred"] = pred["log_pred"].to_numpy()
+        base["log_truth"] = truth
+        base["log_error"] = base["log_pred"] - truth
         base["config_id"] = held_points["config_id"].to_numpy()
-        frames = [base]
-        log_b = np.log(batch)
-        for cid, idx in base.groupby("config_id").indices.items():
+        return base
+
+    @staticmethod
+    def _curve_sd(records: pd.DataFrame, sd: np.ndarray) -> np.ndarray:
+        """Per record, the mean expected error over its curve (one prior scale per curve)."""
+        keys = records["config_id"].astype(str) + "#" + records.get("step", 0).astype(str)
+        return pd.Series(sd, index=records.index).groupby(keys.to_numpy()).transform("mean").to_numpy()
+
+    @staticmethod
+    def _error_curves(base: pd.DataFrame, rng: np.random.Generator) -> list:
+        keys = base["config_id"].astype(str) + "#" + base["step"].astype(str)
+        groups = list(base.groupby(keys.to_numpy()).indices.values())
+        if len(groups) > _KERNEL_CURVES:
+            groups = [groups[i] for i in rng.choice(len(groups), _KERNEL_CURVES, replace=False)]
+        lb, err, sd = base["log_batch"].to_numpy(), base["log_error"].to_numpy(), base["prior_sd"].to_numpy()
+        return [(lb[idx], err[idx], float(sd[idx][0])) for idx in groups]
+
+    def _shot_records(self, base: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+        """Records after revealing the 1-3 smallest batches of each held-out curve."""
+        frames = []
+        keys = base["config_id"].astype(str) + "#" + base["step"].astype(str)
+        log_b = base["log_batch"].to_numpy()
+        prior = base["log_pred"].to_numpy()
+        truth = base["log_truth"].to_numpy()
+        sd = base["prior_sd"].to_numpy()
+        for idx in base.groupby(keys.to_numpy()).indices.values():
             if idx.size < 2:
                 continue
             k = int(rng.integers(1, min(3, idx.size - 1) + 1))
             order = idx[np.argsort(log_b[idx])]
             live, rest = order[:k], order[k:]
-            prior = pred["log_pred"].to_numpy()
-            mean, _ = update_log_curve(log_b[rest], prior[rest], log_b[live],
-                                       truth[live] - prior[live], _PRIOR_SD)
+            mean, _ = update_log_curve(log_b[rest], prior[rest], log_b[live], truth[live] - prior[live],
+                                       float(sd[idx[0]]), self.kernel_)
             upd = base.iloc[rest].copy()
             upd["k_live"] = k
             upd["live_gap"] = np.min(np.abs(log_b[rest][:, None] - log_b[live][None, :]), axis=1)
             upd["log_error"] = mean - truth[rest]
             frames.append(upd)
-        return pd.concat(frames, ignore_index=True)
+        return pd.concat(frames, ignore_index=True) if frames else base.iloc[:0]
+
+    def _calibration_records(self, rng: np.random.Generator) -> pd.DataFrame:
+        """Held-out records of plain random splits: whole (model, accelerator) pairs out,
+        plus single curves whose siblings stay in training."""
+        ids = np.asarray(self.configs_.index)
+        pairs = (self.configs_["model"] + "|" + self.configs_["hardware"]).to_numpy()
+        labels, pair_of = np.unique(pairs, return_inverse=True)
+        fold_of_pair = rng.permutation(labels.size) % _CALIBRATION_FOLDS
+        point_groups = self.points_.groupby("config_id").indices
+        frames = []
+        for fold in range(_CALIBRATION_FOLDS):
+            held = (fold_of_pair[pair_of] == fold) | (rng.random(ids.size) < 0.12)
+            train = ~held
+            rows = np.concatenate([point_groups[c] for c in ids[train]])
+            model = CurveRegressor(self.anneal_estimators, self.transport,
+                                   (self.random_state or 0) + 1000 + fold).fit(
+                self.configs_.loc[ids[train]], self.features_.loc[ids[train]], self.points_.iloc[rows])
+            held_rows = np.concatenate([point_groups[c] for c in ids[held]])
+            base = self._records(model, self.points_.iloc[held_rows], train).assign(step=-1 - fold)
+            frames.append(base)
+        base = pd.concat(frames, ignore_index=True)
+        base["prior_sd"] = self._curve_sd(base, self.error_predictor_.predict(base))
+        return pd.concat([base, self._shot_records(base, rng)], ignore_index=True)
+
+    @staticmethod
+    def _pair_seen(query: pd.DataFrame, train: pd.DataFrame) -> np.ndarray:
+        """Whether training holds the query's model on the query's accelerator at all."""
+        seen = set(zip(train["model"].str.lower(), train["hardware"].str.lower()))
+        return np.array([(m.lower(), h.lower()) in seen for m, h in zip(query["model"], query["hardware"])], float)
 
     @staticmethod
     def _record_frame(pred: pd.DataFrame, sim: pd.DataFrame, feats: pd.DataFrame,
-                      batch: np.ndarray) -> pd.DataFrame:
+                      batch: np.ndarray, pair_seen: np.ndarray) -> pd.DataFrame:
         return pd.DataFrame({
             "sim_max": sim["sim_max"].to_numpy(), "sim_top": sim["sim_top"].to_numpy(),
-            "n_siblings": pred["n_siblings"].to_numpy(), "sibling_gap": pred["sibling_gap"].to_numpy(),
+            "n_siblings": pred["n_siblings"].to_numpy(), "pair_seen": pair_seen,
+            "sibling_gap": pred["sibling_gap"].to_numpy(),
             "log_batch": np.log(batch), "k_live": 0, "live_gap": _NO_GAP,
             "static_batch": feats["static_batch"].to_numpy(), "log_gpus": feats["log_gpus"].to_numpy(),
             "log_params": feats["log_params"].to_numpy(), "multimodal": feats["multimodal"].to_numpy(),
@@ -232,9 +297,10 @@ class ALA(BaseEstimator):
         pred = self.regressor_.predict_log(cfg, feats, batch)
         sim_u = self.embedding_.summary(feats_u)
         sim = sim_u.loc[table["query_key"]]
-        rec = self._record_frame(pred, sim, feats, batch)
+        rec = self._record_frame(pred, sim, feats, batch, self._pair_seen(cfg, self.configs_))
         log_pred = pred["log_pred"].to_numpy().copy()
         log_b = np.log(batch)
+        prior_sd = self.error_predictor_.predict(rec)
         for key, idx in table.reset_index(drop=True).groupby("query_key").indices.items():
             points = live_map.get(key)
             if points is None or not len(points):
@@ -243,15 +309,27 @@ class ALA(BaseEstimator):
             one = cfg.iloc[[idx[0]] * lb.size]
             prior_live = self.regressor_.predict_log(one, feats.iloc[[idx[0]] * lb.size], np.exp(lb))
             resid = np.log(points["throughput_tokens_per_s"].to_numpy(float)) - prior_live["log_pred"].to_numpy()
-            log_pred[idx], _ = update_log_curve(log_b[idx], log_pred[idx], lb, resid, _PRIOR_SD)
+            log_pred[idx], _ = update_log_curve(log_b[idx], log_pred[idx], lb, resid,
+                                                float(np.mean(prior_sd[idx])), self.kernel_)
             rec.loc[idx, "k_live"] = lb.size
             rec.loc[idx, "live_gap"] = np.min(np.abs(log_b[idx][:, None] - lb[None, :]), axis=1)
         rec["log_pred"] = log_pred
-        rec["expected_error"] = self.error_predictor_.predict(rec)
+        rec["expected_error"] = self._expected_error(rec)
         rec["nearest"] = sim["nearest"].to_numpy()
-        rec["stratum"] = stratum(rec["k_live"].to_numpy(), rec["n_siblings"].to_numpy())
+        rec["stratum"] = stratum(rec["k_live"].to_numpy(), rec["n_siblings"].to_numpy(),
+                                 rec["pair_seen"].to_numpy())
         rec.index = table.index
         return rec
+
+    def _expected_error(self, records: pd.DataFrame) -> np.ndarray:
+        """Expected |log error| of each record's prediction.
+
+        Live points never make it larger than it was without them: a wider interval
+        after a measurement would be an artefact of the error model, not of the data.
+        """
+        with_live = self.error_predictor_.predict(records)
+        without = self.error_predictor_.predict(records.assign(k_live=0, live_gap=_NO_GAP))
+        return np.minimum(with_live, without)
 
     def predict(self, X: TableLike, live: TableLike | None = None) -> np.ndarray:
         """Point predictions of generated tokens/s, aligned with the query rows."""

@@ -14,7 +14,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted
 
 #: Columns of a record that the error predictor reads.
-RECORD_FEATURES = ("sim_max", "sim_top", "n_siblings", "sibling_gap", "log_batch", "k_live",
+RECORD_FEATURES = ("sim_max", "sim_top", "n_siblings", "pair_seen", "sibling_gap", "log_batch", "k_live",
                    "live_gap", "static_batch", "log_gpus", "log_params", "multimodal",
                    "catalog_estimated", "prior_shift")
 #: Relative error within which the confidence score counts a prediction as right.
@@ -22,13 +22,16 @@ CONFIDENCE_TOLERANCE = 0.10
 _FLOOR = 0.005
 
 
-def stratum(k_live: np.ndarray, n_siblings: np.ndarray) -> np.ndarray:
-    """Calibration stratum: live points (0, 1, 2, 3+) times whether sibling curves exist.
+def stratum(k_live: np.ndarray, n_siblings: np.ndarray, pair_seen: np.ndarray) -> np.ndarray:
+    """Calibration stratum: live points (0, 1, 2, 3+) times what the training data knows.
 
-    Errors of a transfer to an unseen accelerator and of an interpolation between
-    siblings differ in kind, so each gets its own conformal quantile.
+    Knowledge levels: 2 = sibling curves of the same deployment, 1 = the same model on
+    the same accelerator in another deployment, 0 = neither. Errors of a transfer to an
+    unseen accelerator and of an interpolation between siblings differ in kind, so each
+    gets its own conformal quantile.
     """
-    return 2 * np.minimum(np.asarray(k_live, int), 3) + (np.asarray(n_siblings) > 0)
+    level = np.where(np.asarray(n_siblings) > 0, 2, np.where(np.asarray(pair_seen) > 0, 1, 0))
+    return 3 * np.minimum(np.asarray(k_live, int), 3) + level
 
 
 class ErrorPredictor(BaseEstimator):

@@ -19,7 +19,7 @@ def test_strata_fall_back_when_small_and_level_is_checked():
     assert calibrator.quantile(0.5, np.array([1]))[0] == 1.0
     with pytest.raises(ValueError, match="confidence_level"):
         calibrator.quantile(1.0, np.array([0]))
-    assert list(stratum([0, 1, 2, 7], [0, 0, 3, 1])) == [0, 2, 5, 7]
+    assert list(stratum([0, 1, 2, 7], [0, 0, 3, 1], [0, 1, 1, 0])) == [0, 4, 8, 11]
 
 
 def test_confidence_falls_with_expected_error():
