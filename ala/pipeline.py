@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 _NO_GAP = 9.0
 #: Held-out curves used to fit the error kernel (more add time, not accuracy).
-_KERNEL_CURVES = 600
+_KERNEL_CURVES = 300
 #: Folds of the plain random split whose held-out errors calibrate the intervals.
 _CALIBRATION_FOLDS = 5
 _SIM_BINS = 5
@@ -111,7 +111,11 @@ class ALA(BaseEstimator):
         # Pass 1: expected error with no live point; it scales the online update's prior.
         first = ErrorPredictor(self.random_state).fit(base)
         base = base.assign(prior_sd=self._curve_sd(base, first.predict(base)))
-        self.kernel_, self.kernel_loglik_ = fit_kernel(self._error_curves(base, rng))
+        # Errors of a sibling-based prior are small and mostly local, those of a transfer
+        # mostly a shared offset: each kind gets its own kernel.
+        has_sib = base["n_siblings"].to_numpy() > 0
+        self.kernels_ = {kind: fit_kernel(self._error_curves(base[has_sib == kind], rng))[0]
+                         for kind in (False, True)}
         shots = self._shot_records(base, rng)
         # Pass 2: expected error given live points too, from the annealing records.
         self.error_predictor_ = ErrorPredictor(self.random_state).fit(pd.concat([base, shots], ignore_index=True))
@@ -124,8 +128,8 @@ class ALA(BaseEstimator):
         self.live_ = {}
         self.fit_seconds_ = time.perf_counter() - start
         logger.info("fit curves=%d points=%d excluded=%d anneal steps=%d records=%d "
-                    "kernel=%s calibration records=%d in %.1fs", len(configs), len(curves.points),
-                    len(self.excluded_), self.annealing_.nit, len(base) + len(shots), self.kernel_,
+                    "kernels=%s calibration records=%d in %.1fs", len(configs), len(curves.points),
+                    len(self.excluded_), self.annealing_.nit, len(base) + len(shots), self.kernels_,
                     len(cal), self.fit_seconds_)
         return self
 
@@ -173,7 +177,7 @@ class ALA(BaseEstimator):
         sim = self.embedding_.summary(feats[~feats.index.duplicated()], mask=train_mask)
         sim = sim.loc[feats.index]
         truth = np.log(held_points["throughput"].to_numpy(float))
-        base = self._record_frame(pred, sim, feats, batch, self._pair_seen(cfg, self.configs_[train_mask]))
+        base = self._record_frame(pred, sim, feats, batch, self._seen(cfg, self.configs_[train_mask]))
         base["log_pred"] = pred["log_pred"].to_numpy()
         base["log_truth"] = truth
         base["log_error"] = base["log_pred"] - truth
@@ -203,6 +207,7 @@ class ALA(BaseEstimator):
         prior = base["log_pred"].to_numpy()
         truth = base["log_truth"].to_numpy()
         sd = base["prior_sd"].to_numpy()
+        sib = base["n_siblings"].to_numpy() > 0
         for idx in base.groupby(keys.to_numpy()).indices.values():
             if idx.size < 2:
                 continue
@@ -210,7 +215,7 @@ class ALA(BaseEstimator):
             order = idx[np.argsort(log_b[idx])]
             live, rest = order[:k], order[k:]
             mean, _ = update_log_curve(log_b[rest], prior[rest], log_b[live], truth[live] - prior[live],
-                                       float(sd[idx[0]]), self.kernel_)
+                                       float(sd[idx[0]]), self.kernels_[bool(sib[idx[0]])])
             upd = base.iloc[rest].copy()
             upd["k_live"] = k
             upd["live_gap"] = np.min(np.abs(log_b[rest][:, None] - log_b[live][None, :]), axis=1)
@@ -242,17 +247,22 @@ class ALA(BaseEstimator):
         return pd.concat([base, self._shot_records(base, rng)], ignore_index=True)
 
     @staticmethod
-    def _pair_seen(query: pd.DataFrame, train: pd.DataFrame) -> np.ndarray:
-        """Whether training holds the query's model on the query's accelerator at all."""
-        seen = set(zip(train["model"].str.lower(), train["hardware"].str.lower()))
-        return np.array([(m.lower(), h.lower()) in seen for m, h in zip(query["model"], query["hardware"])], float)
+    def _seen(query: pd.DataFrame, train: pd.DataFrame) -> dict[str, np.ndarray]:
+        """What training knows of each query row: its model on its accelerator, the
+        model anywhere, the accelerator with any model (1.0 = yes)."""
+        models, hardware = train["model"].str.lower(), train["hardware"].str.lower()
+        pairs, known_models, known_hw = set(zip(models, hardware)), set(models), set(hardware)
+        q_model, q_hw = query["model"].str.lower().to_numpy(), query["hardware"].str.lower().to_numpy()
+        return {"pair_seen": np.array([(m, h) in pairs for m, h in zip(q_model, q_hw)], float),
+                "model_seen": np.array([m in known_models for m in q_model], float),
+                "hardware_seen": np.array([h in known_hw for h in q_hw], float)}
 
     @staticmethod
     def _record_frame(pred: pd.DataFrame, sim: pd.DataFrame, feats: pd.DataFrame,
-                      batch: np.ndarray, pair_seen: np.ndarray) -> pd.DataFrame:
+                      batch: np.ndarray, seen: dict[str, np.ndarray]) -> pd.DataFrame:
         return pd.DataFrame({
             "sim_max": sim["sim_max"].to_numpy(), "sim_top": sim["sim_top"].to_numpy(),
-            "n_siblings": pred["n_siblings"].to_numpy(), "pair_seen": pair_seen,
+            "n_siblings": pred["n_siblings"].to_numpy(), **seen,
             "sibling_gap": pred["sibling_gap"].to_numpy(),
             "log_batch": np.log(batch), "k_live": 0, "live_gap": _NO_GAP,
             "static_batch": feats["static_batch"].to_numpy(), "log_gpus": feats["log_gpus"].to_numpy(),
@@ -297,7 +307,7 @@ class ALA(BaseEstimator):
         pred = self.regressor_.predict_log(cfg, feats, batch)
         sim_u = self.embedding_.summary(feats_u)
         sim = sim_u.loc[table["query_key"]]
-        rec = self._record_frame(pred, sim, feats, batch, self._pair_seen(cfg, self.configs_))
+        rec = self._record_frame(pred, sim, feats, batch, self._seen(cfg, self.configs_))
         log_pred = pred["log_pred"].to_numpy().copy()
         log_b = np.log(batch)
         prior_sd = self.error_predictor_.predict(rec)
@@ -309,8 +319,9 @@ class ALA(BaseEstimator):
             one = cfg.iloc[[idx[0]] * lb.size]
             prior_live = self.regressor_.predict_log(one, feats.iloc[[idx[0]] * lb.size], np.exp(lb))
             resid = np.log(points["throughput_tokens_per_s"].to_numpy(float)) - prior_live["log_pred"].to_numpy()
+            kernel = self.kernels_[bool(rec["n_siblings"].to_numpy()[idx[0]] > 0)]
             log_pred[idx], _ = update_log_curve(log_b[idx], log_pred[idx], lb, resid,
-                                                float(np.mean(prior_sd[idx])), self.kernel_)
+                                                float(np.mean(prior_sd[idx])), kernel)
             rec.loc[idx, "k_live"] = lb.size
             rec.loc[idx, "live_gap"] = np.min(np.abs(log_b[idx][:, None] - lb[None, :]), axis=1)
         rec["log_pred"] = log_pred

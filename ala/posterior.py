@@ -3,7 +3,8 @@
 The prior curve's log-throughput error is a Gaussian process over log batch: a shared
 offset plus a part that decorrelates with distance in log batch. Its scale comes from
 the error predictor (how wrong the prior is expected to be for this query); its shape
-is fitted once, by marginal likelihood, to held-out error curves.
+is chosen once per fit, as the one under which held-out error curves are best predicted
+from their smallest batches.
 """
 
 from __future__ import annotations
@@ -70,40 +71,57 @@ def update_log_curve(query_log_batch: np.ndarray, prior_query: np.ndarray, live_
     return mean, np.sqrt(np.clip(var, 1e-10, None) + kernel.noise ** 2)
 
 
-def fit_kernel(curves: list[tuple[np.ndarray, np.ndarray, float]],
-               grid: dict | None = None) -> tuple[ErrorKernel, float]:
-    """Kernel maximising the marginal likelihood of held-out error curves.
+def fit_kernel(curves: list[tuple[np.ndarray, np.ndarray, float]], grid: dict | None = None,
+               cap: float = 0.5) -> tuple[ErrorKernel, float]:
+    """Kernel under which revealing a curve's smallest batches best predicts the rest.
 
     Parameters
     ----------
     curves : list of (log_batch, log_error, expected_sd)
         One entry per held-out curve: where it was measured, the prior's log error
         there, and the error predictor's expected error for it.
+    cap : float
+        Absolute log errors are capped here in the objective, so that a few wild curves
+        do not decide the kernel for all.
 
     Returns
     -------
     (ErrorKernel, float)
-        The best kernel on the grid and its mean log likelihood per point.
+        The best kernel on the grid and its objective: the mean capped absolute log
+        error of the updated curves at the points not revealed.
+
+    Notes
+    -----
+    A Gaussian likelihood was tried first; real error curves are heavy-tailed, and it
+    chose kernels that trusted one live point so much that updates made typical
+    predictions worse. Choosing by held-out error after the update does not.
     """
-    grid = grid or {"offset_share": (0.5, 0.7, 0.85, 0.95), "length": (0.5, 1.0, 2.0, 4.0),
-                    "scale": (0.8, 1.25, 1.8, 2.6, 3.6), "noise": (0.01, 0.02, 0.04, 0.08, 0.15)}
-    usable = [(np.asarray(x, float), np.asarray(e, float), float(s)) for x, e, s in curves if len(x) >= 2]
-    if not usable:
+    # The prior is at least as uncertain as the error predictor says (scale >= 1), and a
+    # live measurement is within a few percent of the curve at its batch (noise <= 5%):
+    # looser settings fit benchmark hold-outs, whose smallest batch is often an odd
+    # point, by ignoring live data, which a running deployment cannot afford.
+    grid = grid or {"offset_share": (0.3, 0.6, 0.9), "length": (0.5, 1.0, 2.0, 4.0),
+                    "scale": (1.0, 2.0, 4.0), "noise": (0.02, 0.035, 0.05)}
+    cases = []
+    for i, (x, e, sd) in enumerate(curves):
+        x, e = np.asarray(x, float), np.asarray(e, float)
+        if x.size < 2:
+            continue
+        order = np.argsort(x)
+        k = 1 + i % min(3, x.size - 1)  # spread 1, 2, 3 revealed points over the curves
+        cases.append((x[order[:k]], -e[order[:k]], x[order[k:]], e[order[k:]], float(sd)))
+    if not cases:
         return ErrorKernel(), float("nan")
-    best, best_ll = ErrorKernel(), -np.inf
-    n_points = sum(len(x) for x, _, _ in usable)
+    best, best_obj = ErrorKernel(), np.inf
     for w, length, scale, noise in product(*(grid[k] for k in ("offset_share", "length", "scale", "noise"))):
         kernel = ErrorKernel(w, length, scale, noise)
-        ll = 0.0
-        for x, e, s in usable:
-            cov = kernel(x, x, s) + noise ** 2 * np.eye(x.size)
-            try:
-                chol = np.linalg.cholesky(cov)
-            except np.linalg.LinAlgError:
-                ll = -np.inf
-                break
-            z = np.linalg.solve(chol, e)
-            ll += -0.5 * z @ z - np.log(np.diag(chol)).sum() - 0.5 * x.size * np.log(2 * np.pi)
-        if ll > best_ll:
-            best, best_ll = kernel, ll
-    return best, best_ll / n_points
+        total, count = 0.0, 0
+        for x_live, resid, x_rest, e_rest, sd in cases:
+            # The prior's error is e; a live point shows the residual -e (observed - prior).
+            mean, _ = update_log_curve(x_rest, e_rest, x_live, resid, sd, kernel)
+            total += np.minimum(np.abs(mean), cap).sum()
+            count += x_rest.size
+        objective = total / count
+        if objective < best_obj:
+            best, best_obj = kernel, objective
+    return best, best_obj

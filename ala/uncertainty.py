@@ -14,7 +14,8 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted
 
 #: Columns of a record that the error predictor reads.
-RECORD_FEATURES = ("sim_max", "sim_top", "n_siblings", "pair_seen", "sibling_gap", "log_batch", "k_live",
+RECORD_FEATURES = ("sim_max", "sim_top", "n_siblings", "pair_seen", "model_seen", "hardware_seen",
+                   "sibling_gap", "log_batch", "k_live",
                    "live_gap", "static_batch", "log_gpus", "log_params", "multimodal",
                    "catalog_estimated", "prior_shift")
 #: Relative error within which the confidence score counts a prediction as right.
@@ -66,12 +67,17 @@ class ConformalCalibrator(BaseEstimator):
         scores = np.asarray(scores, float)
         strata = np.asarray(strata, int)
         self.scores_ = {int(s): np.sort(scores[strata == s]) for s in np.unique(strata)}
+        self.level_scores_ = {int(lv): np.sort(scores[strata % 3 == lv]) for lv in np.unique(strata % 3)}
         self.all_scores_ = np.sort(scores)
         return self
 
     def _scores(self, s: int) -> np.ndarray:
-        own = self.scores_.get(int(s))
-        return own if own is not None and own.size >= 30 else self.all_scores_
+        # Too few scores in a stratum: pool over live points within the same knowledge
+        # level first, and only then over everything.
+        for pool in (self.scores_.get(int(s)), self.level_scores_.get(int(s) % 3)):
+            if pool is not None and pool.size >= 30:
+                return pool
+        return self.all_scores_
 
     def quantile(self, confidence_level: float, strata: np.ndarray) -> np.ndarray:
         """Score quantile with the finite-sample correction ``ceil((n + 1) level) / n``."""

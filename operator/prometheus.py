@@ -1,0 +1,203 @@
+"""Prometheus over its HTTP API: engine query presets, instant and range queries with
+timeouts, retries and auth, and answers checked before anything trusts them."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import ssl
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import Callable
+
+#: Largest value believed for any series (tokens/s, sequences, requests/s, tokens).
+ABSURD = 1e9
+
+# Exporters spell names `vllm:generation_tokens` or, escaped under OpenMetrics,
+# `vllm_generation_tokens_total`: presets match both with a __name__ regex.
+PRESETS: dict[str, dict[str, str]] = {
+    "vllm": {
+        "throughput": 'sum(rate({{__name__=~"vllm[:_]generation_tokens(_total)?"{sel}}}[{w}]))',
+        "batch": 'sum(avg_over_time({{__name__=~"vllm[:_]num_requests_running"{sel}}}[{w}]))',
+        "requestRate": 'sum(rate({{__name__=~"vllm[:_]request_success(_total)?"{sel}}}[{w}]))',
+        "inputTokens": ('sum(rate({{__name__=~"vllm[:_]request_prompt_tokens_sum"{sel}}}[{w}])) / '
+                        'sum(rate({{__name__=~"vllm[:_]request_prompt_tokens_count"{sel}}}[{w}]))'),
+        "outputTokens": ('sum(rate({{__name__=~"vllm[:_]request_generation_tokens_sum"{sel}}}[{w}])) / '
+                         'sum(rate({{__name__=~"vllm[:_]request_generation_tokens_count"{sel}}}[{w}]))'),
+    },
+    "sglang": {
+        "throughput": 'sum(rate({{__name__=~"sglang[:_]generation_tokens(_total)?"{sel}}}[{w}]))',
+        "batch": 'sum(avg_over_time({{__name__=~"sglang[:_]num_running_reqs"{sel}}}[{w}]))',
+        "requestRate": 'sum(rate({{__name__=~"sglang[:_]num_requests(_total)?"{sel}}}[{w}]))',
+        "inputTokens": ('sum(rate({{__name__=~"sglang[:_]prompt_tokens(_total)?"{sel}}}[{w}])) / '
+                        'sum(rate({{__name__=~"sglang[:_]num_requests(_total)?"{sel}}}[{w}]))'),
+        "outputTokens": ('sum(rate({{__name__=~"sglang[:_]generation_tokens(_total)?"{sel}}}[{w}])) / '
+                         'sum(rate({{__name__=~"sglang[:_]num_requests(_total)?"{sel}}}[{w}]))'),
+    },
+    "tgi": {
+        "throughput": 'sum(rate({{__name__=~"tgi[:_]request_generated_tokens_sum"{sel}}}[{w}]))',
+        "batch": 'sum(avg_over_time({{__name__=~"tgi[:_]batch_current_size"{sel}}}[{w}]))',
+        "requestRate": 'sum(rate({{__name__=~"tgi[:_]request_success(_total)?"{sel}}}[{w}]))',
+        "inputTokens": ('sum(rate({{__name__=~"tgi[:_]request_input_length_sum"{sel}}}[{w}])) / '
+                        'sum(rate({{__name__=~"tgi[:_]request_input_length_count"{sel}}}[{w}]))'),
+        "outputTokens": ('sum(rate({{__name__=~"tgi[:_]request_generated_tokens_sum"{sel}}}[{w}])) / '
+                         'sum(rate({{__name__=~"tgi[:_]request_generated_tokens_count"{sel}}}[{w}]))'),
+    },
+}
+PRESETS["tensorrt-llm"] = PRESETS["vllm"]  # served through an OpenAI-compatible vLLM-style exporter
+
+
+class PrometheusUnavailable(Exception):
+    """Prometheus did not answer (connection refused, timeout, 5xx) after the retries."""
+
+
+class PrometheusQueryError(Exception):
+    """Prometheus answered with an error (bad query, 4xx)."""
+
+
+class GarbageAnswer(Exception):
+    """An answer that cannot be believed: not JSON, wrong type, NaN, Inf, negative, absurd."""
+
+
+def build_queries(engine: str, selector: str = "", overrides: dict[str, str] | None = None,
+                  window: str = "2m") -> dict[str, str]:
+    """PromQL per signal for an engine, the selector inserted and overrides applied."""
+    if engine not in PRESETS:
+        raise ValueError(f"no query presets for engine {engine!r}; known: {', '.join(sorted(PRESETS))}")
+    sel = f",{selector.strip().strip(',')}" if selector and selector.strip() else ""
+    queries = {name: template.format(sel=sel, w=window) for name, template in PRESETS[engine].items()}
+    queries.update(overrides or {})
+    return queries
+
+
+@dataclass
+class PrometheusClient:
+    """A small client of the Prometheus HTTP API (``/api/v1/query``, ``/api/v1/query_range``).
+
+    Secrets (token, password) are held only in memory and never appear in ``repr`` or
+    error messages.
+    """
+
+    url: str
+    timeout_s: float = 5.0
+    verify_tls: bool = True
+    token: str | None = None
+    username: str | None = None
+    password: str | None = None
+    retries: int = 2
+    backoff_s: float = 0.5
+    sleep: Callable[[float], None] = time.sleep
+
+    def __repr__(self) -> str:
+        auth = "bearer" if self.token else ("basic" if self.username else "none")
+        return f"PrometheusClient(url={self.url!r}, auth={auth}, verify_tls={self.verify_tls})"
+
+    def _request(self, path: str, params: dict[str, str]) -> dict:
+        url = f"{self.url.rstrip('/')}{path}?{urllib.parse.urlencode(params)}"
+        headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        elif self.username is not None:
+            pair = f"{self.username}:{self.password or ''}".encode()
+            headers["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
+        context = None
+        if url.startswith("https://"):
+            context = ssl.create_default_context()
+            if not self.verify_tls:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+        last = "no attempt"
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.sleep(self.backoff_s * 2 ** (attempt - 1))
+            try:
+                with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=self.timeout_s,
+                                            context=context) as resp:
+                    body = resp.read()
+                break
+            except urllib.error.HTTPError as exc:
+                if exc.code >= 500:
+                    last = f"HTTP {exc.code}"
+                    continue
+                raise PrometheusQueryError(f"{self.url}: HTTP {exc.code}: {_error_text(exc.read())}") from None
+            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+                last = str(getattr(exc, "reason", exc))
+        else:
+            raise PrometheusUnavailable(f"{self.url}: no answer after {self.retries + 1} attempt(s): {last}")
+        try:
+            data = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise GarbageAnswer(f"{self.url}: answer is not JSON") from None
+        if not isinstance(data, dict) or data.get("status") != "success":
+            raise PrometheusQueryError(f"{self.url}: {_error_text(body)}")
+        return data.get("data", {})
+
+    def instant(self, query: str, at: float | None = None) -> list[tuple[dict, float]]:
+        """Samples of an instant vector (or a scalar) as ``(labels, value)``, checked."""
+        params = {"query": query}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        data = self._request("/api/v1/query", params)
+        kind, result = data.get("resultType"), data.get("result")
+        if kind == "scalar" and isinstance(result, list) and len(result) == 2:
+            return [({}, check_value(result[1], query))]
+        if kind != "vector" or not isinstance(result, list):
+            raise GarbageAnswer(f"query {query!r}: expected a vector, got {kind!r}")
+        out = []
+        for sample in result:
+            if not isinstance(sample, dict) or not isinstance(sample.get("value"), list) or len(sample["value"]) != 2:
+                raise GarbageAnswer(f"query {query!r}: malformed sample {str(sample)[:80]}")
+            out.append((sample.get("metric", {}), check_value(sample["value"][1], query)))
+        return out
+
+    def scalar(self, query: str, at: float | None = None) -> float:
+        """One number from a query that must return exactly one sample."""
+        samples = self.instant(query, at)
+        if len(samples) != 1:
+            raise GarbageAnswer(f"query {query!r}: expected one sample, got {len(samples)}")
+        return samples[0][1]
+
+    def range(self, query: str, start: float, end: float, step: float) -> list[tuple[dict, list[tuple[float, float]]]]:
+        """A range query as ``(labels, [(time, value), ...])``; every value checked."""
+        if not (end > start and step > 0):
+            raise ValueError("a range query needs end > start and step > 0")
+        data = self._request("/api/v1/query_range", {"query": query, "start": f"{start:.3f}",
+                                                     "end": f"{end:.3f}", "step": f"{step:g}"})
+        if data.get("resultType") != "matrix" or not isinstance(data.get("result"), list):
+            raise GarbageAnswer(f"query {query!r}: expected a matrix, got {data.get('resultType')!r}")
+        out = []
+        for series in data["result"]:
+            values = series.get("values") if isinstance(series, dict) else None
+            if not isinstance(values, list):
+                raise GarbageAnswer(f"query {query!r}: malformed series {str(series)[:80]}")
+            out.append((series.get("metric", {}), [(float(t), check_value(v, query)) for t, v in values]))
+        return out
+
+
+def check_value(raw, query: str) -> float:
+    """A sample value as float, refusing NaN, infinities, negatives and absurd sizes."""
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise GarbageAnswer(f"query {query!r}: value {raw!r} is not a number") from None
+    if math.isnan(value):
+        raise GarbageAnswer(f"query {query!r}: value is NaN (no traffic, or a division by zero)")
+    if math.isinf(value):
+        raise GarbageAnswer(f"query {query!r}: value is infinite")
+    if value < 0:
+        raise GarbageAnswer(f"query {query!r}: value {value} is negative")
+    if value > ABSURD:
+        raise GarbageAnswer(f"query {query!r}: value {value:.3g} is beyond belief (> {ABSURD:.0g})")
+    return value
+
+
+def _error_text(body: bytes) -> str:
+    try:
+        data = json.loads(body)
+        return f"{data.get('errorType', 'error')}: {data.get('error', '')}"[:300]
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return body[:200].decode("utf-8", "replace")

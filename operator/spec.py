@@ -1,0 +1,171 @@
+"""The LLMDeployment spec, read into a frozen dataclass and checked field by field.
+
+An invalid spec raises ``SpecError`` naming the field and a CamelCase reason; the handler
+turns it into ``SpecValid=False`` without touching the rest of the status.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ala.catalog import Catalog, UnknownAcceleratorError, UnknownModelError, precision_bytes
+from ala.planner import Deployment, Objectives, Policy
+
+from .constants import MODE_APPLY, MODE_RECOMMEND
+
+ENGINES = ("vllm", "tgi", "sglang", "tensorrt-llm")
+
+
+class SpecError(ValueError):
+    """A spec that cannot be used: ``field`` is the dotted path, ``reason`` CamelCase."""
+
+    def __init__(self, field: str, reason: str, message: str):
+        super().__init__(f"spec.{field}: {message}")
+        self.field, self.reason = field, reason
+
+
+@dataclass(frozen=True)
+class PrometheusSpec:
+    url: str
+    selector: str = ""
+    secret_name: str | None = None
+    token_key: str | None = None
+    username_key: str | None = None
+    password_key: str | None = None
+    verify_tls: bool = True
+    timeout_s: float = 5.0
+    queries: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LLMDeploymentSpec:
+    target_api_version: str
+    target_kind: str
+    target_name: str
+    deployment: Deployment
+    demand_tokens_per_s: float | None
+    demand_requests_per_s: float | None
+    demand_query: str | None
+    objectives: Objectives
+    policy: Policy
+    prometheus: PrometheusSpec
+    mode: str = MODE_RECOMMEND
+    min_confidence: float = 0.5
+    refit_interval_s: int = 60
+    stabilization_window_s: int = 300
+    max_step: int = 2
+    warmup_s: int = 120
+
+
+def _get(spec: Mapping, path: str, default: Any = None) -> Any:
+    node: Any = spec
+    for key in path.split("."):
+        if not isinstance(node, Mapping) or key not in node or node[key] is None:
+            return default
+        node = node[key]
+    return node
+
+
+def _number(spec: Mapping, path: str, default=None, *, minimum=None, maximum=None, integer=False,
+            strict_min=False, strict_max=False):
+    value = _get(spec, path, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SpecError(path, "NotANumber", f"{value!r} is not a finite number")
+    if integer and int(value) != value:
+        raise SpecError(path, "NotAnInteger", f"{value!r} is not a whole number")
+    if minimum is not None and (value < minimum or (strict_min and value == minimum)):
+        raise SpecError(path, "OutOfRange", f"{value!r} must be {'>' if strict_min else '>='} {minimum}")
+    if maximum is not None and (value > maximum or (strict_max and value == maximum)):
+        raise SpecError(path, "OutOfRange", f"{value!r} must be {'<' if strict_max else '<='} {maximum}")
+    return int(value) if integer else float(value)
+
+
+def _text(spec: Mapping, path: str, default: str | None = None, required: bool = False) -> str | None:
+    value = _get(spec, path, default)
+    if value is None or value == "":
+        if required:
+            raise SpecError(path, "MissingField", "is required")
+        return default
+    if not isinstance(value, str):
+        raise SpecError(path, "NotAString", f"{value!r} is not a string")
+    return value
+
+
+def parse_spec(spec: Mapping[str, Any], catalog: Catalog | None = None) -> LLMDeploymentSpec:
+    """Read and check a resource's ``spec``; raises ``SpecError`` on the first problem."""
+    if not isinstance(spec, Mapping):
+        raise SpecError("", "NotAnObject", "spec must be an object")
+    catalog = catalog or Catalog.load()
+    model = _text(spec, "model", required=True)
+    accelerator = _text(spec, "hardware.accelerator", required=True)
+    try:
+        catalog.model(model)
+    except UnknownModelError as exc:
+        raise SpecError("model", "UnknownModel", str(exc)) from None
+    try:
+        catalog.accelerator(accelerator)
+    except UnknownAcceleratorError as exc:
+        raise SpecError("hardware.accelerator", "UnknownAccelerator", str(exc)) from None
+    engine = (_text(spec, "engine.name", "vllm") or "vllm").lower()
+    if engine not in ENGINES:
+        raise SpecError("engine.name", "UnknownEngine", f"{engine!r} is not one of {', '.join(ENGINES)}")
+    precision = _text(spec, "engine.precision", "bfloat16")
+    try:
+        precision_bytes(precision)
+    except ValueError as exc:
+        raise SpecError("engine.precision", "UnknownPrecision", str(exc)) from None
+    tokens_in = _number(spec, "workload.inputTokens", minimum=0, strict_min=True)
+    tokens_out = _number(spec, "workload.outputTokens", minimum=0, strict_min=True)
+    deployment = Deployment(model, accelerator,
+                            _number(spec, "hardware.acceleratorsPerReplica", 1, minimum=1, integer=True),
+                            engine, precision, tokens_in, tokens_out)
+    tps = _number(spec, "demand.tokensPerSecond", minimum=0)
+    rps = _number(spec, "demand.requestsPerSecond", minimum=0)
+    query = _text(spec, "demand.query")
+    if sum(v is not None for v in (tps, rps, query)) != 1:
+        raise SpecError("demand", "AmbiguousDemand", "give exactly one of tokensPerSecond, requestsPerSecond, query")
+    if rps is not None and tokens_out is None:
+        raise SpecError("workload.outputTokens", "MissingField", "a demand in requests/s needs outputTokens")
+    objectives = Objectives(_number(spec, "slo.maxInterTokenLatencyMs", minimum=0, strict_min=True),
+                            _number(spec, "slo.maxRequestLatencySeconds", minimum=0, strict_min=True))
+    if objectives.max_request_latency_s is not None and tokens_out is None:
+        raise SpecError("workload.outputTokens", "MissingField", "a request-latency objective needs outputTokens")
+    mode = _text(spec, "policy.mode", MODE_RECOMMEND)
+    if mode not in (MODE_RECOMMEND, MODE_APPLY):
+        raise SpecError("policy.mode", "UnknownMode", f"{mode!r} is not Recommend or Apply")
+    min_replicas = _number(spec, "policy.minReplicas", 1, minimum=0, integer=True)
+    max_replicas = _number(spec, "policy.maxReplicas", minimum=1, integer=True)
+    if max_replicas is not None and max_replicas < min_replicas:
+        raise SpecError("policy.maxReplicas", "OutOfRange", f"{max_replicas} is below minReplicas {min_replicas}")
+    policy = Policy(_number(spec, "policy.confidenceLevel", 0.9, minimum=0, maximum=1, strict_min=True, strict_max=True),
+                    min_replicas, max_replicas, _number(spec, "policy.headroom", 0.1, minimum=0, maximum=10),
+                    _number(spec, "cost.acceleratorPricePerHour", minimum=0))
+    url = _text(spec, "prometheus.url", required=True)
+    if not url.startswith(("http://", "https://")):
+        raise SpecError("prometheus.url", "InvalidURL", f"{url!r} is not an http(s) URL")
+    queries = _get(spec, "prometheus.queries", {}) or {}
+    if not isinstance(queries, Mapping) or not all(isinstance(v, str) for v in queries.values()):
+        raise SpecError("prometheus.queries", "NotAString", "every query override must be a string")
+    prometheus = PrometheusSpec(
+        url=url.rstrip("/"), selector=_text(spec, "prometheus.selector", "") or "",
+        secret_name=_text(spec, "prometheus.secretRef.name"), token_key=_text(spec, "prometheus.secretRef.tokenKey"),
+        username_key=_text(spec, "prometheus.secretRef.usernameKey"),
+        password_key=_text(spec, "prometheus.secretRef.passwordKey"),
+        verify_tls=not bool(_get(spec, "prometheus.insecureSkipTLSVerify", False)),
+        timeout_s=_number(spec, "prometheus.timeoutSeconds", 5.0, minimum=0.1, maximum=120),
+        queries=dict(queries))
+    return LLMDeploymentSpec(
+        target_api_version=_text(spec, "targetRef.apiVersion", "apps/v1"),
+        target_kind=_text(spec, "targetRef.kind", "Deployment"),
+        target_name=_text(spec, "targetRef.name", required=True),
+        deployment=deployment, demand_tokens_per_s=tps, demand_requests_per_s=rps, demand_query=query,
+        objectives=objectives, policy=policy, prometheus=prometheus, mode=mode,
+        min_confidence=_number(spec, "policy.minConfidence", 0.5, minimum=0, maximum=1),
+        refit_interval_s=_number(spec, "policy.refitIntervalSeconds", 60, minimum=10, integer=True),
+        stabilization_window_s=_number(spec, "policy.stabilizationWindowSeconds", 300, minimum=0, integer=True),
+        max_step=_number(spec, "policy.maxStep", 2, minimum=1, integer=True),
+        warmup_s=_number(spec, "policy.warmupSeconds", 120, minimum=0, integer=True))

@@ -1,0 +1,76 @@
+import pytest
+
+from ala_operator.prometheus import (GarbageAnswer, PrometheusClient, PrometheusQueryError,
+                                     PrometheusUnavailable, build_queries, check_value)
+
+
+def vector(*values):
+    return {"status": "success", "data": {"resultType": "vector",
+                                          "result": [{"metric": {"pod": f"p{i}"}, "value": [1.0, str(v)]}
+                                                     for i, v in enumerate(values)]}}
+
+
+def test_presets_match_both_metric_spellings_and_take_overrides():
+    q = build_queries("vllm", 'namespace="llm"', {"batch": "my_batch"})
+    assert '__name__=~"vllm[:_]generation_tokens(_total)?",namespace="llm"' in q["throughput"]
+    assert q["batch"] == "my_batch"
+    assert set(build_queries("tgi")) == set(build_queries("sglang")) == {
+        "throughput", "batch", "requestRate", "inputTokens", "outputTokens"}
+    with pytest.raises(ValueError, match="no query presets"):
+        build_queries("llamacpp")
+
+
+def test_instant_and_scalar(prom):
+    prom.answers["/api/v1/query"] = [(200, vector(12.5))]
+    client = PrometheusClient(prom.url, token="s3cret")
+    assert client.scalar("up") == 12.5
+    path, headers = prom.requests[-1]
+    assert "query=up" in path and headers["Authorization"] == "Bearer s3cret"
+    assert "s3cret" not in repr(client)
+
+
+def test_retries_5xx_then_succeeds(prom):
+    prom.answers["/api/v1/query"] = [(500, b"oops"), (503, b"busy"), (200, vector(3))]
+    slept = []
+    client = PrometheusClient(prom.url, retries=2, backoff_s=0.1, sleep=slept.append)
+    assert client.scalar("x") == 3.0 and slept == [0.1, 0.2]
+
+
+def test_unreachable_and_timeouts(prom):
+    with pytest.raises(PrometheusUnavailable, match="no answer after 2 attempt"):
+        PrometheusClient("http://127.0.0.1:9", retries=1, sleep=lambda s: None).scalar("x")
+    prom.answers["/api/v1/query"] = [("sleep", 1.0)]
+    with pytest.raises(PrometheusUnavailable):
+        PrometheusClient(prom.url, timeout_s=0.2, retries=0).scalar("x")
+
+
+@pytest.mark.parametrize("answer,error,fragment", [
+    ((200, vector("NaN")), GarbageAnswer, "NaN"),
+    ((200, vector("+Inf")), GarbageAnswer, "infinite"),
+    ((200, vector(-4)), GarbageAnswer, "negative"),
+    ((200, vector(5e12)), GarbageAnswer, "beyond belief"),
+    ((200, vector()), GarbageAnswer, "expected one sample"),
+    ((200, vector(1, 2)), GarbageAnswer, "expected one sample"),
+    ((200, b"<html>"), GarbageAnswer, "not JSON"),
+    ((200, {"status": "success", "data": {"resultType": "string", "result": [1, "a"]}}), GarbageAnswer, "vector"),
+    ((400, {"status": "error", "errorType": "bad_data", "error": "parse error"}), PrometheusQueryError, "parse error"),
+])
+def test_garbage_and_errors_are_refused_with_a_reason(prom, answer, error, fragment):
+    prom.answers["/api/v1/query"] = [answer]
+    with pytest.raises(error, match=fragment):
+        PrometheusClient(prom.url, retries=0).scalar("q")
+
+
+def test_range_query(prom):
+    prom.answers["/api/v1/query_range"] = [(200, {"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {}, "values": [[10, "1"], [20, "2.5"]]}]}})]
+    series = PrometheusClient(prom.url).range("x", 0, 30, 10)
+    assert series == [({}, [(10.0, 1.0), (20.0, 2.5)])]
+    with pytest.raises(ValueError):
+        PrometheusClient(prom.url).range("x", 30, 0, 10)
+
+
+def test_check_value():
+    assert check_value("0", "q") == 0.0
+    with pytest.raises(GarbageAnswer, match="not a number"):
+        check_value(None, "q")
