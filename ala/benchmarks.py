@@ -90,6 +90,8 @@ def _numeric(frame: pd.DataFrame, column: str, where: str, is_file: bool, *,
         checks.append((finite < 0, "must not be negative"))
     if integer:
         checks.append((np.isfinite(finite) & (finite != np.round(finite)), "must be a whole number"))
+        # Counts (accelerators, parallel degrees, replicates) beyond a million are typos.
+        checks.append((np.isfinite(finite) & (finite > 1e6), "is unreasonably large for a count"))
     for mask, problem in checks:
         mask = np.asarray(mask)
         if mask.any():

@@ -1,0 +1,51 @@
+"""Operator settings: environment variables prefixed ALA_ become one frozen object,
+built once at start and logged once (secrets never; there are none in env)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Mapping
+
+PREFIX = "ALA_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the operator process needs; per-deployment choices live in the resource."""
+
+    model_file: str | None = None
+    namespace: str | None = None
+    metrics_port: int = 8080
+    health_port: int = 8081
+    timer_seconds: float = 10.0
+    random_state: int = 0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        values = {}
+        for name, field in cls.__dataclass_fields__.items():
+            raw = env.get(PREFIX + name.upper())
+            if raw is None or raw == "":
+                continue
+            kind = field.type if isinstance(field.type, type) else str(field.type)
+            try:
+                if "int" in str(kind):
+                    values[name] = int(raw)
+                elif "float" in str(kind):
+                    values[name] = float(raw)
+                else:
+                    values[name] = raw
+            except ValueError:
+                raise ValueError(f"{PREFIX}{name.upper()}={raw!r} is not a valid {kind}") from None
+        settings = cls(**values)
+        for port in (settings.metrics_port, settings.health_port):
+            if not 0 < port < 65536:
+                raise ValueError(f"port {port} is out of range")
+        if settings.timer_seconds <= 0:
+            raise ValueError(f"{PREFIX}TIMER_SECONDS must be positive")
+        return settings
+
+    def describe(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in asdict(self).items())
