@@ -232,7 +232,6 @@ def _run_fold(name, train, held, configs, catalog, results, seed, tasks, shots, 
         p = _collect(results, name, "per-curve interpolation")
         p.add(truth, np.full(truth.size, np.nan), source)
         return
-    log_b = np.log(held["batch_size"].to_numpy(float))
     rank = held.groupby("config_id")["batch_size"].rank(method="first").to_numpy(int)
     n_pts = held["config_id"].map(held["config_id"].value_counts()).to_numpy()
     if "D" in tasks:
@@ -253,7 +252,6 @@ def _run_fold(name, train, held, configs, catalog, results, seed, tasks, shots, 
             _few_shot(results, "A", model, 0.0 if position > 2 else ala_fit, base,
                       0.0 if position > 2 else base_fit, held, feats, reveal, ask, truth, source,
                       with_gbr=False)
-    del log_b
 
 
 def _score(results, task, model, fit_s, query, truth, source, live):

@@ -147,7 +147,6 @@ def roofline(features: pd.DataFrame | pd.Series, batch: np.ndarray) -> np.ndarra
     return batch / (t_mem + batch * t_per_seq)
 
 
-#: Columns of ``row_features``: configuration features plus where the batch sits.
 def row_features(features: pd.DataFrame, batch: np.ndarray) -> np.ndarray:
     """Features of (configuration, batch) rows: ``features`` rows aligned with ``batch``."""
     batch = np.asarray(batch, float)

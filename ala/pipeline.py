@@ -17,7 +17,7 @@ from .catalog import Catalog
 from .database import fit_parameters
 from .extrapolation import CurveRegressor
 from .features import config_features
-from .posterior import ErrorKernel, fit_kernel, update_log_curve
+from .posterior import fit_kernel, update_log_curve
 from .similarity import WorkloadEmbedding
 from .throughput import ThroughputCurve
 from .uncertainty import ConformalCalibrator, ErrorPredictor, stratum
@@ -28,7 +28,7 @@ _NO_GAP = 9.0
 #: Held-out curves used to fit the error kernel (more add time, not accuracy).
 _KERNEL_CURVES = 300
 #: Folds of the plain random split whose held-out errors calibrate the intervals.
-_CALIBRATION_FOLDS = 5
+_CALIBRATION_FOLDS = 10
 _SIM_BINS = 5
 
 

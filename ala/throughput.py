@@ -148,7 +148,7 @@ class ThroughputCurve(RegressorMixin, BaseEstimator):
         # Relative residuals: scale back to tokens/s by the mean throughput level.
         level = float(np.mean(curve(batch, self.a_, self.b_, self.c_)))
         cov_p = inner * s2 * level ** 2
-        c, b = res.x[0], res.x[1]
+        c = res.x[0]
         r = 1.0 if two else res.x[2]
         # d(a, b, c) / d(c, b[, r]) with a = r * c.
         jmap = np.array([[r, 0.0], [0.0, 1.0], [1.0, 0.0]]) if two else \

@@ -1,8 +1,7 @@
-import numpy as np
 import pandas as pd
 import pytest
 
-from ala import BenchmarkError, load_benchmarks, read_benchmarks
+from ala import BenchmarkError, read_benchmarks
 from ala.benchmarks import bundled_paths, group_curves
 
 
