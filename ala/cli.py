@@ -306,8 +306,6 @@ def cmd_evaluate(args) -> int:
 
 def cmd_bench(args) -> int:
     """Speed figures: fit, batched prediction and plans, each beside a baseline in the same run."""
-    from .planner import Deployment as Dep
-
     table = read_benchmarks(bundled_paths())
     t0 = time.perf_counter()
     model = ALA(random_state=args.seed).fit(table)
@@ -331,7 +329,7 @@ def cmd_bench(args) -> int:
     deployments = []
     for _, c in configs.iterrows():
         try:
-            deployments.append(Dep(c["model"], c["hardware"], int(c["num_gpus"]), c["framework"], c["precision"],
+            deployments.append(Deployment(c["model"], c["hardware"], int(c["num_gpus"]), c["framework"], c["precision"],
                                    None if not np.isfinite(c["input_tokens"]) else c["input_tokens"],
                                    None if not np.isfinite(c["output_tokens"]) else c["output_tokens"],
                                    c["workload"]))
