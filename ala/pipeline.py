@@ -325,21 +325,23 @@ class ALA(BaseEstimator):
             rec.loc[idx, "k_live"] = lb.size
             rec.loc[idx, "live_gap"] = np.min(np.abs(log_b[idx][:, None] - lb[None, :]), axis=1)
         rec["log_pred"] = log_pred
-        rec["expected_error"] = self._expected_error(rec)
+        rec["expected_error"] = self._expected_error(rec, without=prior_sd)
         rec["nearest"] = sim["nearest"].to_numpy()
         rec["stratum"] = stratum(rec["k_live"].to_numpy(), rec["n_siblings"].to_numpy(),
                                  rec["pair_seen"].to_numpy())
         rec.index = table.index
         return rec
 
-    def _expected_error(self, records: pd.DataFrame) -> np.ndarray:
+    def _expected_error(self, records: pd.DataFrame, without: np.ndarray | None = None) -> np.ndarray:
         """Expected |log error| of each record's prediction.
 
-        Live points never make it larger than it was without them: a wider interval
-        after a measurement would be an artefact of the error model, not of the data.
+        Live points never make it larger than it was without them (``without``, computed
+        here unless the caller has it): a wider interval after a measurement would be an
+        artefact of the error model, not of the data.
         """
         with_live = self.error_predictor_.predict(records)
-        without = self.error_predictor_.predict(records.assign(k_live=0, live_gap=_NO_GAP))
+        if without is None:
+            without = self.error_predictor_.predict(records.assign(k_live=0, live_gap=_NO_GAP))
         return np.minimum(with_live, without)
 
     def predict(self, X: TableLike, live: TableLike | None = None) -> np.ndarray:
