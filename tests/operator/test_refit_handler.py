@@ -1,0 +1,96 @@
+"""The refit timer's body, called as a function with a kopf.Patch.
+
+Kubernetes is a test double recording calls (unit tier); Prometheus is real HTTP on
+loopback replaying recorded answers (see conftest); the model is the session's real fit.
+"""
+
+import copy
+import logging
+from datetime import datetime, timezone
+from types import SimpleNamespace
+
+import kopf
+
+from ala_operator.handlers import refit
+from ala_operator.metrics import OperatorMetrics
+from ala_operator.prometheus import PrometheusClient
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+LOG = logging.getLogger("test")
+META = {"namespace": "llm", "name": "llama", "generation": 2}
+
+
+class FakeCluster:
+    def __init__(self, desired=3, ready=3):
+        self.desired, self.ready, self.calls = desired, ready, []
+
+    def get_scale(self, *target):
+        return self.desired, self.ready
+
+    def set_scale(self, *args):
+        self.calls.append(("set_scale", args))
+
+    def annotate(self, *args):
+        self.calls.append(("annotate", args))
+
+
+def _matrix(values):
+    t0 = NOW.timestamp() - 300
+    return {"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {}, "values": [[t0 + 30 * i, str(v)] for i, v in enumerate(values)]}]}}
+
+
+def _memo(small_model, prom, cluster):
+    return SimpleNamespace(model=small_model, metrics=OperatorMetrics(), cluster=cluster,
+                           prometheus=lambda spec, ns: PrometheusClient(prom.url, retries=0))
+
+
+def test_recommend_mode_publishes_and_never_scales(small_model, prom, examples):
+    prom.answers["/api/v1/query_range"] = [(200, _matrix([9000, 9300, 9600])), (200, _matrix([60, 63, 66]))]
+    cluster = FakeCluster()
+    patch = kopf.Patch()
+    out = refit(spec=examples["vllm-llama-8b"]["spec"], meta=META, status={}, patch=patch, logger=LOG,
+                memo=_memo(small_model, prom, cluster), now=NOW)
+    assert out["metrics"] and out["outcome"] == "ok" and out["scaled_to"] is None
+    status = patch["status"]
+    assert status["recommendation"]["replicas"]["target"] >= 1
+    assert {c["type"]: c["status"] for c in status["conditions"]}["MetricsAvailable"] == "True"
+    assert status["scorecard"]["samples"] == 1 and status["lastRefitTime"] == "2026-11-24T12:00:00Z"
+    assert [c[0] for c in cluster.calls] == ["annotate"]
+    assert patch["metadata"]["annotations"]["ala.io/recommended-replicas"] == str(
+        status["recommendation"]["replicas"]["target"])
+
+
+def test_apply_mode_scales_by_at_most_max_step(small_model, prom, examples):
+    spec = copy.deepcopy(examples["sglang-llama-70b-apply"]["spec"])
+    spec["policy"]["minConfidence"] = 0.0
+    prom.answers["/api/v1/query_range"] = [(200, _matrix([1500, 1500])), (200, _matrix([40, 40]))]
+    cluster = FakeCluster(desired=2, ready=2)
+    patch = kopf.Patch()
+    out = refit(spec=spec, meta=META, status={}, patch=patch, logger=LOG, memo=_memo(small_model, prom, cluster),
+                now=NOW)
+    target = patch["status"]["recommendation"]["replicas"]["target"]
+    assert target > 4  # 20 req/s x 512 tokens needs far more than two replicas of 4x H100
+    assert out["scaled_to"] == 4 and ("set_scale", ("llm", "apps/v1", "Deployment", "llama-70b-sglang", 4)) in cluster.calls
+    assert patch["status"]["lastScaleTime"] == "2026-11-24T12:00:00Z"
+
+
+def test_prometheus_down_keeps_the_last_recommendation(small_model, examples):
+    cluster = FakeCluster()
+    memo = SimpleNamespace(model=small_model, metrics=OperatorMetrics(), cluster=cluster,
+                           prometheus=lambda spec, ns: PrometheusClient("http://127.0.0.1:9", retries=0))
+    previous = {"recommendation": {"replicas": {"target": 7}}}
+    patch = kopf.Patch()
+    out = refit(spec=examples["vllm-llama-8b"]["spec"], meta=META, status=previous, patch=patch, logger=LOG,
+                memo=memo, now=NOW)
+    assert out == {"metrics": False, "reason": "PrometheusUnavailable"}
+    cond = {c["type"]: c for c in patch["status"]["conditions"]}["MetricsAvailable"]
+    assert cond["status"] == "False" and cond["reason"] == "PrometheusUnavailable"
+    assert "recommendation" not in patch["status"] and cluster.calls == []
+
+
+def test_waits_for_the_refit_interval(small_model, prom, examples):
+    patch = kopf.Patch()
+    out = refit(spec=examples["vllm-llama-8b"]["spec"], meta=META, status={"lastRefitTime": "2026-11-24T11:59:30Z"},
+                patch=patch, logger=LOG, memo=_memo(small_model, prom, FakeCluster()), now=NOW)
+    assert out == {"skipped": "interval"} and not patch
