@@ -378,17 +378,24 @@ class ALA(BaseEstimator):
         The learned log-throughput is evaluated on a log-spaced batch grid up to
         ``max_batch`` and the analytical curve fitted to it.
         """
-        table = read_benchmarks(X, measurements=False)
-        keys = _config_hash(table.assign(source="query"))
-        first = table.loc[~keys.duplicated()].reset_index(drop=True)
+        first, keys = self._distinct(X)
         grid = np.unique(np.round(np.geomspace(1, max_batch, 12)))
+        # One prediction call for every configuration's grid, then one fit per curve.
+        query = first.loc[first.index.repeat(grid.size)].reset_index(drop=True).assign(
+            batch_size=np.tile(grid, len(first)))
+        y = self.predict(query, live).reshape(len(first), grid.size)
         rows = []
-        for i in range(len(first)):
-            q = pd.concat([first.iloc[[i]]] * grid.size, ignore_index=True).assign(batch_size=grid)
-            y = self.predict(q, live)
-            est = ThroughputCurve().fit(grid, y)
+        for curve_y in y:
+            est = ThroughputCurve().fit(grid, curve_y)
             rows.append({"a": est.a_, "b": est.b_, "c": est.c_, "fit_mape": est.mape_})
-        return pd.DataFrame(rows, index=keys[~keys.duplicated()].to_numpy())
+        return pd.DataFrame(rows, index=keys)
+
+    @staticmethod
+    def _distinct(X: TableLike) -> tuple[pd.DataFrame, np.ndarray]:
+        """The first query row of each distinct configuration, and their keys."""
+        table = _query_configs(read_benchmarks(X, measurements=False))
+        first = table.drop_duplicates("query_key").reset_index(drop=True)
+        return first.drop(columns=["query_key"]), first["query_key"].to_numpy()
 
     def explain(self, X: TableLike, live: TableLike | None = None, top: int = 3) -> list[dict]:
         """Why each distinct configuration of the query got its prediction.
@@ -397,9 +404,7 @@ class ALA(BaseEstimator):
         (siblings or the global regressor), the nearest observed configurations with
         their similarity, the expected error and the live points used.
         """
-        table = read_benchmarks(X, measurements=False)
-        keys = _config_hash(table.assign(source="query"))
-        first = table.loc[~keys.duplicated()].reset_index(drop=True)
+        first, _ = self._distinct(X)
         params = self.curve_parameters(first, live)
         frame = self._frame(first, live)
         feats = config_features(first, self.catalog_)
