@@ -1,8 +1,8 @@
 """kopf handlers: thin wrappers that parse, fetch, compute with pure functions, publish.
 
-``check_spec`` validates on create, update and resume. ``refit`` is the timer's body; its
-Kubernetes calls go through a ``Cluster`` (registration with kopf and the real adapter
-are the next step, with the integration tier).
+``check_spec`` validates on create, update and resume; ``refit`` is the timer's body;
+``cleanup`` removes what the operator put on the target and in its metrics. ``register``
+adds them to a kopf registry (the ``ala-operator`` command does this at start).
 """
 
 from __future__ import annotations
@@ -14,16 +14,27 @@ from typing import Any, Protocol
 
 import kopf
 
-from .constants import COND_FITTED, COND_METRICS, COND_SPEC_VALID, GROUP, PLURAL, VERSION
+from .constants import (ANNOTATION_BATCH, ANNOTATION_CONFIDENCE, ANNOTATION_REPLICAS, ANNOTATION_UPDATED,
+                        COND_FITTED, COND_METRICS, COND_RECOMMENDATION, COND_SPEC_VALID, GROUP, PLURAL, VERSION)
+from .kube import ClusterError, TargetNotFound
 from .prometheus import GarbageAnswer, PrometheusQueryError, PrometheusUnavailable, build_queries
 from .refit import live_points, live_table, recommend, scale_decision, scorecard
 from .spec import SpecError, parse_spec
 from .status import annotations, plan_conditions, recommendation, set_condition, timestamp
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+def register(registry: kopf.OperatorRegistry, timer_seconds: float = 10.0) -> kopf.OperatorRegistry:
+    """Add the handlers to ``registry``; the timer ticks every ``timer_seconds`` and the
+    refit itself honours each resource's ``policy.refitIntervalSeconds``."""
+    resource = (GROUP, VERSION, PLURAL)
+    for on in (kopf.on.resume, kopf.on.create):
+        on(*resource, registry=registry)(check_spec)
+    kopf.on.update(*resource, field="spec", registry=registry)(check_spec)
+    kopf.timer(*resource, interval=timer_seconds, initial_delay=1.0, registry=registry)(refit)
+    kopf.on.delete(*resource, registry=registry)(cleanup)
+    return registry
+
+
 def check_spec(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
                logger: logging.Logger | kopf.Logger, now: datetime | None = None, **_: Any) -> dict:
     """Set ``SpecValid`` (with the field and reason when invalid); nothing else changes."""
@@ -59,13 +70,15 @@ class Cluster(Protocol):
 
 
 def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
-          logger: logging.Logger | kopf.Logger, memo: Any, now: datetime | None = None, **_: Any) -> dict:
+          logger: logging.Logger | kopf.Logger, memo: Any, body: kopf.Body | None = None,
+          now: datetime | None = None, **_: Any) -> dict:
     """Fetch live metrics, refit, plan, publish; scale only in Apply mode.
 
-    ``memo`` carries the shared state set at start: ``model`` (a fitted ALA), ``metrics``
-    (OperatorMetrics), ``cluster`` (Cluster) and ``prometheus(spec, namespace)`` returning
-    a PrometheusClient. Failures leave the last recommendation in place and say why in a
-    condition; the next tick retries.
+    ``memo`` carries the shared state set at start: ``model`` (a fitted ALA) with
+    ``model_lock``, ``metrics`` (OperatorMetrics), ``cluster`` (Cluster) and
+    ``prometheus(spec, namespace)`` returning a PrometheusClient. Failures leave the last
+    recommendation in place and say why in a condition; the next tick retries. With a
+    ``body``, changes that matter are also posted as Events.
     """
     now = now or datetime.now(timezone.utc)
     namespace, name, generation = meta.get("namespace", ""), meta.get("name", ""), meta.get("generation")
@@ -76,56 +89,95 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
     except SpecError:
         return {"skipped": "invalid spec"}  # check_spec owns SpecValid
     last = status.get("lastRefitTime")
-    if last and (now - _parse_time(last)).total_seconds() < parsed.refit_interval_s:
+    if last and (now - _parse_time(last)).total_seconds() < parsed.refit_interval_s - 0.5:
         return {"skipped": "interval"}
     started = time.perf_counter()
     target = (namespace, parsed.target_api_version, parsed.target_kind, parsed.target_name)
     try:
         desired, ready = memo.cluster.get_scale(*target)
+    except ClusterError as exc:
+        reason = "TargetNotFound" if isinstance(exc, TargetNotFound) else "TargetUnreachable"
+        memo.metrics.refit_errors.labels(reason).inc()
+        patch.status["conditions"] = set_condition(conditions, COND_RECOMMENDATION, False, reason, str(exc), now,
+                                                   generation)
+        _event(body, "Warning", reason, str(exc), _flipped(conditions, COND_RECOMMENDATION, reason))
+        logger.warning("target of %s/%s: %s", namespace, name, exc)
+        return {"target": False, "reason": reason}
+    try:
         client = memo.prometheus(parsed, namespace)
         queries = build_queries(parsed.deployment.engine, parsed.prometheus.selector,
-                                dict(parsed.prometheus.queries))
+                                dict(parsed.prometheus.queries), window=f"{parsed.prometheus.rate_window_s}s")
         window = max(parsed.refit_interval_s * 5, 300)
-        start = now.timestamp() - window
-        throughput = _series(client.range(queries["throughput"], start, now.timestamp(), 30))
-        batch = _series(client.range(queries["batch"], start, now.timestamp(), 30))
+        start, step = now.timestamp() - window, parsed.prometheus.step_s
+        throughput = _series(client.range(queries["throughput"], start, now.timestamp(), step))
+        batch = _series(client.range(queries["batch"], start, now.timestamp(), step))
+        serving = _series(client.range(queries["replicas"], start, now.timestamp(), step)) \
+            if queries.get("replicas") else None
         demand = client.scalar(parsed.demand_query) if parsed.demand_query else None
-    except (PrometheusUnavailable, PrometheusQueryError, GarbageAnswer) as exc:
-        reason = type(exc).__name__
+    except (PrometheusUnavailable, PrometheusQueryError, GarbageAnswer, ClusterError) as exc:
+        reason = "SecretUnavailable" if isinstance(exc, ClusterError) else type(exc).__name__
         memo.metrics.query_failures.labels(reason).inc()
         patch.status["conditions"] = set_condition(conditions, COND_METRICS, False, reason, str(exc), now,
                                                    generation)
+        _event(body, "Warning", "MetricsUnavailable", f"{reason}: {exc}", _flipped(conditions, COND_METRICS, reason))
         logger.warning("metrics unavailable for %s/%s: %s", namespace, name, exc)
         return {"metrics": False, "reason": reason}
     warmup_until = _parse_time(status["lastScaleTime"]).timestamp() + parsed.warmup_s \
         if status.get("lastScaleTime") else 0.0
-    points = live_points(throughput, batch, ready, warmup_until)
+    if throughput and throughput[0][0] > start + step:
+        # The series began inside the range (a new deployment, a restarted exporter): its
+        # first rate window mixes in the start, so those samples are left out.
+        warmup_until = max(warmup_until, throughput[0][0] + parsed.prometheus.rate_window_s)
+    points = live_points(throughput, batch, ready, warmup_until, serving)
     conditions = set_condition(conditions, COND_METRICS, True, "Scraped",
                                f"{len(points)} live point(s) from the last {window}s", now, generation)
     score = status.get("scorecard")
-    if len(points) >= 2:
-        # Score the prediction made before the newest point was known.
-        before = memo.model.predict_interval(parsed.deployment.query([points[-1].batch]),
-                                             parsed.policy.confidence_level, live=live_table(parsed, points[:-1]))
-        row = before.iloc[0]
-        score = scorecard(score, row["point"], row["lower"], row["upper"], points[-1].throughput)
-    result = recommend(memo.model, parsed, demand, points)
+    with memo.model_lock:  # the model's live state is shared; one refit at a time uses it
+        if len(points) >= 2 and points[-1].at > float((score or {}).get("lastPointTime", 0)):
+            # Score the prediction made before the newest point was known.
+            before = memo.model.predict_interval(parsed.deployment.query([points[-1].batch]),
+                                                 parsed.policy.confidence_level,
+                                                 live=live_table(parsed, points[:-1]))
+            row = before.iloc[0]
+            score = scorecard(score, row["point"], row["lower"], row["upper"], points[-1].throughput)
+            score["lastPointTime"] = points[-1].at
+        result = recommend(memo.model, parsed, demand, points)
     conditions = set_condition(conditions, COND_FITTED, True, "Refitted",
                                f"prior updated with {len(points)} live point(s)", now, generation)
     conditions = plan_conditions(conditions, result, parsed.min_confidence, now, generation)
-    patch.status["recommendation"] = recommendation(result, now)
+    rec = recommendation(result, now)
+    rec["livePoints"] = len(points)
+    previous = (status.get("recommendation") or {}).get("replicas", {}).get("target")
+    patch.status["recommendation"] = rec
     patch.status["scorecard"] = score
     patch.status["lastRefitTime"] = timestamp(now)
     patch.status["observedGeneration"] = generation
     ann = annotations(result, now)
     patch.metadata.setdefault("annotations", {}).update(ann)
-    memo.cluster.annotate(*target, ann)
+    try:
+        memo.cluster.annotate(*target, ann)
+    except ClusterError as exc:  # the recommendation still stands on the resource itself
+        memo.metrics.refit_errors.labels("AnnotateFailed").inc()
+        logger.warning("could not annotate the target of %s/%s: %s", namespace, name, exc)
+    target_now = (rec.get("replicas") or {}).get("target")
+    if target_now != previous and target_now is not None:
+        _event(body, "Normal", "RecommendationChanged",
+               f"{previous} -> {target_now} replicas at batch {rec.get('batchSize')}, "
+               f"confidence {rec.get('confidence')}", True)
     replicas, why = scale_decision(parsed, result, desired, _parse_time(status["lastScaleTime"])
                                    if status.get("lastScaleTime") else None, now)
     if replicas is not None:
-        memo.cluster.set_scale(*target, replicas)
-        patch.status["lastScaleTime"] = timestamp(now)
-        logger.info("scaled %s/%s %s: %s", namespace, parsed.target_name, desired, why)
+        try:
+            memo.cluster.set_scale(*target, replicas)
+        except ClusterError as exc:
+            memo.metrics.refit_errors.labels("ScaleFailed").inc()
+            why = f"scaling failed: {exc}"
+            replicas = None
+        else:
+            patch.status["lastScaleTime"] = timestamp(now)
+            patch.status["lastScale"] = {"from": desired, "to": replicas, "time": timestamp(now)}
+            _event(body, "Normal", "Scaled", f"{parsed.target_kind} {parsed.target_name}: {why}", True)
+            logger.info("scaled %s/%s %s: %s", namespace, parsed.target_name, desired, why)
     patch.status["conditions"] = conditions
     elapsed = time.perf_counter() - started
     memo.metrics.refit_seconds.observe(elapsed)
@@ -134,6 +186,38 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
                 (result.replicas or {}).get("target"), result.batch_size,
                 None if result.confidence is None else round(result.confidence, 2), 1000 * elapsed, why)
     return {"metrics": True, "outcome": result.outcome, "scaled_to": replicas}
+
+
+def cleanup(spec: kopf.Spec, meta: kopf.Meta, memo: Any, logger: logging.Logger | kopf.Logger, **_: Any) -> dict:
+    """The resource is being deleted: drop its metric series and the target's annotations."""
+    namespace, name = meta.get("namespace", ""), meta.get("name", "")
+    memo.metrics.forget(namespace, name)
+    target = spec.get("targetRef") or {}
+    removed = {key: None for key in (ANNOTATION_REPLICAS, ANNOTATION_BATCH, ANNOTATION_CONFIDENCE,
+                                     ANNOTATION_UPDATED)}
+    if target.get("name"):
+        try:
+            memo.cluster.annotate(namespace, target.get("apiVersion", "apps/v1"), target.get("kind", "Deployment"),
+                                  target["name"], removed)
+        except TargetNotFound:
+            pass  # nothing left to clean on a target that is gone
+        except ClusterError as exc:
+            raise kopf.TemporaryError(f"could not remove the target's annotations: {exc}", delay=10) from exc
+    logger.info("forgot %s/%s", namespace, name)
+    return {"cleaned": True}
+
+
+def _flipped(conditions: list, type_: str, reason: str) -> bool:
+    """Whether setting ``type_`` False with ``reason`` changes it (so an Event is news)."""
+    for cond in conditions:
+        if cond.get("type") == type_:
+            return cond.get("status") != "False" or cond.get("reason") != reason
+    return True
+
+
+def _event(body: kopf.Body | None, type_: str, reason: str, message: str, send: bool) -> None:
+    if body is not None and send:
+        kopf.event(body, type=type_, reason=reason, message=message[:1024])
 
 
 def _series(result: list[tuple[dict, list[tuple[float, float]]]]) -> list[tuple[float, float]]:

@@ -48,6 +48,12 @@ PRESETS: dict[str, dict[str, str]] = {
                          'sum(rate({{__name__=~"tgi[:_]request_generated_tokens_count"{sel}}}[{w}]))'),
     },
 }
+# Replicas serving at each instant: the series whose running batch was above zero over the
+# window. Dividing by these (not by today's ready count) keeps points from a rollout or a
+# scale-up honest: a replica that was not serving yet is not counted.
+for _preset in PRESETS.values():
+    _running = _preset["batch"][len("sum(avg_over_time("):-len("[{w}]))")]
+    _preset["replicas"] = f"count(avg_over_time({_running}[{{w}}]) > 0)"
 PRESETS["tensorrt-llm"] = PRESETS["vllm"]  # served through an OpenAI-compatible vLLM-style exporter
 
 

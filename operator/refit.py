@@ -33,21 +33,28 @@ class Observation:
 
 
 def live_points(throughput: list[tuple[float, float]], batch: list[tuple[float, float]],
-                ready_replicas: int, warmup_until: float) -> list[Observation]:
+                ready_replicas: int, warmup_until: float,
+                replicas: list[tuple[float, float]] | None = None) -> list[Observation]:
     """Pair fleet-wide throughput and running-batch samples by timestamp, per replica.
 
-    Samples before ``warmup_until`` (a rollout, a scale-up) and samples with no traffic
-    are left out: a replica that is warming up or idle says nothing about the curve.
+    With a ``replicas`` series (replicas serving at each instant) each sample is divided
+    by its own count, so a rollout or scale-up inside the window does not skew it; without
+    one, by today's ready count. Samples before ``warmup_until`` and samples with no
+    traffic are left out: a replica that is warming up or idle says nothing about the curve.
     """
     if ready_replicas < 1:
         return []
     by_time = dict(batch)
+    serving = dict(replicas) if replicas is not None else None
     out = []
     for at, tokens in throughput:
         running = by_time.get(at)
         if running is None or at < warmup_until or tokens <= 0 or running < 0.5:
             continue
-        out.append(Observation(at, running / ready_replicas, tokens / ready_replicas))
+        count = ready_replicas if serving is None else serving.get(at)
+        if not count or count < 1:
+            continue
+        out.append(Observation(at, running / count, tokens / count))
     return out
 
 

@@ -18,6 +18,7 @@ class Settings:
     namespace: str | None = None
     metrics_port: int = 8080
     health_port: int = 8081
+    bind_address: str = "0.0.0.0"
     timer_seconds: float = 10.0
     random_state: int = 0
 

@@ -36,6 +36,8 @@ class PrometheusSpec:
     password_key: str | None = None
     verify_tls: bool = True
     timeout_s: float = 5.0
+    rate_window_s: int = 120
+    step_s: int = 30
     queries: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -157,6 +159,8 @@ def parse_spec(spec: Mapping[str, Any], catalog: Catalog | None = None) -> LLMDe
         password_key=_text(spec, "prometheus.secretRef.passwordKey"),
         verify_tls=not bool(_get(spec, "prometheus.insecureSkipTLSVerify", False)),
         timeout_s=_number(spec, "prometheus.timeoutSeconds", 5.0, minimum=0.1, maximum=120),
+        rate_window_s=_number(spec, "prometheus.rateWindowSeconds", 120, minimum=5, maximum=3600, integer=True),
+        step_s=_number(spec, "prometheus.stepSeconds", 30, minimum=1, maximum=600, integer=True),
         queries=dict(queries))
     return LLMDeploymentSpec(
         target_api_version=_text(spec, "targetRef.apiVersion", "apps/v1"),

@@ -15,7 +15,8 @@ def test_presets_match_both_metric_spellings_and_take_overrides():
     assert '__name__=~"vllm[:_]generation_tokens(_total)?",namespace="llm"' in q["throughput"]
     assert q["batch"] == "my_batch"
     assert set(build_queries("tgi")) == set(build_queries("sglang")) == {
-        "throughput", "batch", "requestRate", "inputTokens", "outputTokens"}
+        "throughput", "batch", "requestRate", "inputTokens", "outputTokens", "replicas"}
+    assert q["replicas"] == 'count(avg_over_time({__name__=~"vllm[:_]num_requests_running",namespace="llm"}[2m]) > 0)'
     with pytest.raises(ValueError, match="no query presets"):
         build_queries("llamacpp")
 

@@ -32,6 +32,16 @@ def test_live_points_pair_by_time_per_replica_and_skip_warmup():
     assert live_points(thpt, batch, ready_replicas=0, warmup_until=0) == []
 
 
+def test_live_points_divide_by_the_replicas_serving_at_each_instant():
+    # A scale-up from 1 to 3 inside the window: each sample uses its own count, and a
+    # sample with no count (no series had traffic) is left out rather than guessed.
+    thpt = [(0.0, 3000.0), (30.0, 9000.0), (60.0, 9000.0)]
+    batch = [(0.0, 30.0), (30.0, 90.0), (60.0, 90.0)]
+    serving = [(0.0, 1.0), (30.0, 3.0)]
+    points = live_points(thpt, batch, ready_replicas=3, warmup_until=0.0, replicas=serving)
+    assert points == [Observation(0.0, 30.0, 3000.0), Observation(30.0, 30.0, 3000.0)]
+
+
 def test_scorecard_rolls():
     s = scorecard(None, 110.0, 90.0, 130.0, 100.0)
     assert s == {"ape": 0.1, "coverage": 1.0, "samples": 1}

@@ -6,6 +6,7 @@ loopback replaying recorded answers (see conftest); the model is the session's r
 
 import copy
 import logging
+import threading
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
@@ -41,7 +42,7 @@ def _matrix(values):
 
 
 def _memo(small_model, prom, cluster):
-    return SimpleNamespace(model=small_model, metrics=OperatorMetrics(), cluster=cluster,
+    return SimpleNamespace(model=small_model, model_lock=threading.Lock(), metrics=OperatorMetrics(), cluster=cluster,
                            prometheus=lambda spec, ns: PrometheusClient(prom.url, retries=0))
 
 
@@ -77,7 +78,7 @@ def test_apply_mode_scales_by_at_most_max_step(small_model, prom, examples):
 
 def test_prometheus_down_keeps_the_last_recommendation(small_model, examples):
     cluster = FakeCluster()
-    memo = SimpleNamespace(model=small_model, metrics=OperatorMetrics(), cluster=cluster,
+    memo = SimpleNamespace(model=small_model, model_lock=threading.Lock(), metrics=OperatorMetrics(), cluster=cluster,
                            prometheus=lambda spec, ns: PrometheusClient("http://127.0.0.1:9", retries=0))
     previous = {"recommendation": {"replicas": {"target": 7}}}
     patch = kopf.Patch()

@@ -1,0 +1,114 @@
+"""The operator process: settings read once, the shared state (model, metrics, cluster,
+Prometheus clients) built once, kopf started with our handlers, liveness and metrics on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+import kopf
+
+from ala.benchmarks import load_benchmarks
+from ala.persistence import load_model
+from ala.pipeline import ALA
+
+from .handlers import register
+from .kube import ClusterError, KubeCluster
+from .metrics import OperatorMetrics
+from .prometheus import PrometheusClient
+from .settings import Settings
+from .spec import LLMDeploymentSpec
+
+logger = logging.getLogger(__name__)
+
+
+def fitted_model(settings: Settings) -> ALA:
+    """The model the operator starts from: a saved model file, or a fit of the bundled data."""
+    if settings.model_file:
+        model = load_model(settings.model_file)
+        logger.info("model loaded from %s", settings.model_file)
+        return model
+    table = load_benchmarks()
+    model = ALA(random_state=settings.random_state).fit(table)
+    logger.info("model fitted on the bundled data: %d rows", len(table))
+    return model
+
+
+class PrometheusFactory:
+    """A client per resource, credentials read from the resource's Secret when it names one."""
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+
+    def __call__(self, spec: LLMDeploymentSpec, namespace: str) -> PrometheusClient:
+        p = spec.prometheus
+        token = username = password = None
+        if p.secret_name:
+            data = self.cluster.secret(namespace, p.secret_name)
+            missing = [k for k in (p.token_key, p.username_key, p.password_key) if k and k not in data]
+            if missing:
+                raise ClusterError(f"Secret {namespace}/{p.secret_name} has no key(s) {', '.join(missing)}")
+            token = data.get(p.token_key) if p.token_key else None
+            username = data.get(p.username_key) if p.username_key else None
+            password = data.get(p.password_key) if p.password_key else None
+        return PrometheusClient(p.url, timeout_s=p.timeout_s, verify_tls=p.verify_tls, token=token,
+                                username=username, password=password)
+
+
+def build_memo(settings: Settings, model: ALA | None = None, cluster: Any = None,
+               metrics: OperatorMetrics | None = None) -> kopf.Memo:
+    """The state every handler shares (kopf copies the memo per resource, shallowly)."""
+    memo = kopf.Memo()
+    memo.settings = settings
+    memo.model = model if model is not None else fitted_model(settings)
+    memo.model_lock = threading.Lock()
+    memo.metrics = metrics or OperatorMetrics()
+    memo.cluster = cluster if cluster is not None else KubeCluster.from_environment()
+    memo.prometheus = PrometheusFactory(memo.cluster)
+    return memo
+
+
+def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    # kopf's own readers, not the client library's: that one fixes KUBECONFIG at import.
+    if kopf.login_with_service_account(**kwargs) is not None:
+        return kopf.login_with_service_account(**kwargs)
+    return kopf.login_with_kubeconfig(**kwargs)
+
+
+def _configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # Progress and diff-base in annotations under our own prefix, none in status: status
+    # holds only what users read.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="ala.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="ala.io",
+                                                                           key="last-handled-configuration")
+    settings.persistence.finalizer = "ala.io/cleanup"
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 30
+
+
+async def run(settings: Settings, memo: kopf.Memo | None = None, stop_flag: Any = None,
+              ready_flag: Any = None) -> None:
+    """Run the operator until ``stop_flag`` is set (or forever)."""
+    logger.info("ala-operator settings: %s", settings.describe())
+    memo = memo if memo is not None else await asyncio.get_running_loop().run_in_executor(None, build_memo, settings)
+    registry = register(kopf.OperatorRegistry(), settings.timer_seconds)
+    kopf.on.startup(registry=registry)(_configure)
+    kopf.on.login(registry=registry)(_login)
+    server = memo.metrics.serve(settings.metrics_port, settings.bind_address)
+    logger.info("metrics on :%d/metrics, liveness on :%d/healthz", server.server_port, settings.health_port)
+    try:
+        await kopf.operator(
+            registry=registry, memo=memo, standalone=True,
+            clusterwide=settings.namespace is None,
+            namespaces=[settings.namespace] if settings.namespace else (),
+            liveness_endpoint=f"http://{settings.bind_address}:{settings.health_port}/healthz",
+            stop_flag=stop_flag, ready_flag=ready_flag,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,252 @@
+"""A simulated fleet of LLM servers: replicas whose generated-token rate follows a real
+measured throughput-versus-batch curve, exporting engine metrics for Prometheus to scrape.
+
+It plays the parts a cluster would: the Deployment controller (pods follow
+``spec.replicas`` after a start-up delay and ``status.readyReplicas`` is written back
+through the API) and the engines (each ready replica takes an equal share of the demand
+at the batch that serves it, saturating at the largest measured batch).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+import numpy as np
+
+from ala.benchmarks import CurveSet
+from ala.throughput import ThroughputCurve
+
+#: Metric names per engine: tokens counter, running-batch gauge, requests counter,
+#: prompt-token sum/count, generated-token sum/count (None: not exported).
+ENGINE_METRICS = {
+    "vllm": ("vllm:generation_tokens_total", "vllm:num_requests_running", "vllm:request_success_total",
+             "vllm:request_prompt_tokens", "vllm:request_generation_tokens"),
+    "tensorrt-llm": ("vllm:generation_tokens_total", "vllm:num_requests_running", "vllm:request_success_total",
+                     "vllm:request_prompt_tokens", "vllm:request_generation_tokens"),
+    "sglang": ("sglang:generation_tokens_total", "sglang:num_running_reqs", "sglang:num_requests_total",
+               None, None),
+    "tgi": (None, "tgi_batch_current_size", "tgi_request_success", "tgi_request_input_length",
+            "tgi_request_generated_tokens"),
+}
+
+
+@dataclass
+class TrueCurve:
+    """A measured curve, fitted by the analytical model: the truth the operator never sees."""
+
+    config_id: str
+    batch: np.ndarray
+    throughput: np.ndarray
+    model: ThroughputCurve
+
+    @classmethod
+    def from_curves(cls, curves: CurveSet, config_id: str) -> "TrueCurve":
+        batch, thpt = curves.curve(config_id)
+        return cls(config_id, batch, thpt, ThroughputCurve().fit(batch.reshape(-1, 1), thpt))
+
+    @property
+    def max_batch(self) -> float:
+        return float(self.batch.max())
+
+    def __call__(self, batch: float) -> float:
+        return float(self.model.predict(np.array([[max(batch, 1e-3)]]))[0])
+
+    def batch_for(self, tokens_per_s: float) -> float:
+        """The batch at which one replica generates ``tokens_per_s`` (bisection; the
+        largest measured batch when the demand saturates it)."""
+        if tokens_per_s <= 0:
+            return 0.0
+        low, high = 1e-3, self.max_batch
+        if self(high) <= tokens_per_s:
+            return high
+        for _ in range(40):
+            mid = 0.5 * (low + high)
+            low, high = (mid, high) if self(mid) < tokens_per_s else (low, mid)
+        return 0.5 * (low + high)
+
+
+@dataclass
+class Pod:
+    name: str
+    ready_at: float
+    tokens: float = 0.0
+    requests: float = 0.0
+    prompt_tokens: float = 0.0
+    running: float = 0.0
+
+
+@dataclass
+class SimulatedDeployment:
+    """One LLM serving Deployment of the simulated cluster."""
+
+    namespace: str
+    name: str
+    engine: str
+    truth: TrueCurve
+    demand: Callable[[float], float]  # output tokens/s for the whole deployment at time t (s)
+    input_tokens: float = 1024.0
+    output_tokens: float = 256.0
+    startup_s: float = 20.0
+    noise: float = 0.03
+    pods: list[Pod] = field(default_factory=list)
+    _serial: int = 0
+
+    def reconcile(self, desired: int, now: float) -> None:
+        while len(self.pods) < desired:
+            self._serial += 1
+            self.pods.append(Pod(f"{self.name}-{self._serial:05d}", now + self.startup_s))
+        while len(self.pods) > desired:
+            self.pods.pop()  # the newest goes first, like a ReplicaSet scaling down
+
+    def ready(self, now: float) -> list[Pod]:
+        return [p for p in self.pods if p.ready_at <= now]
+
+    def step(self, now: float, dt: float, t: float, rng: np.random.Generator) -> None:
+        ready = self.ready(now)
+        for pod in self.pods:
+            pod.running = 0.0
+        if not ready:
+            return
+        share = max(self.demand(t), 0.0) / len(ready)
+        batch = self.truth.batch_for(share)
+        for pod in ready:
+            rate = self.truth(batch) * math.exp(rng.normal(0.0, self.noise)) if batch > 0 else 0.0
+            pod.tokens += rate * dt
+            pod.requests += rate / self.output_tokens * dt
+            pod.prompt_tokens += rate / self.output_tokens * self.input_tokens * dt
+            pod.running = max(0.0, batch + rng.normal(0.0, 0.02 * max(batch, 1.0)))
+
+
+class Fleet:
+    """The simulated deployments, their metrics endpoint, and the loop that moves them."""
+
+    def __init__(self, api_url: str, deployments: list[SimulatedDeployment], tick_s: float = 1.0,
+                 seed: int = 0, address: str = "127.0.0.1", port: int = 0):
+        self.api_url = api_url.rstrip("/")
+        self.deployments = deployments
+        self.tick_s = tick_s
+        self.rng = np.random.default_rng(seed)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._started = time.time()
+        fleet = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's naming
+                if self.path.split("?")[0] != "/metrics":
+                    self.send_error(404)
+                    return
+                body = fleet.exposition().encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer((address, port), Handler)
+        self.port = self.server.server_address[1]
+        self.metrics_url = f"http://{address}:{self.port}/metrics"
+        self._threads = [threading.Thread(target=self.server.serve_forever, name="fleet-metrics", daemon=True),
+                         threading.Thread(target=self._loop, name="fleet-loop", daemon=True)]
+
+    # --- life cycle -------------------------------------------------------------------------
+    def start(self) -> "Fleet":
+        for dep in self.deployments:
+            self._api("POST", f"/apis/apps/v1/namespaces/{dep.namespace}/deployments", {
+                "metadata": {"name": dep.name, "namespace": dep.namespace, "labels": {"app": dep.name}},
+                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": dep.name}},
+                         "template": {"metadata": {"labels": {"app": dep.name}}}},
+            }, ok=(201, 409))
+        self._started = time.time()
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+        for thread in self._threads:
+            thread.join(5)
+
+    def __enter__(self) -> "Fleet":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # --- simulation ---------------------------------------------------------------------------
+    def _loop(self) -> None:
+        last = time.time()
+        while not self._stop.wait(self.tick_s):
+            now = time.time()
+            try:
+                self.tick(now, now - last)
+            except (OSError, urllib.error.URLError, ValueError):
+                pass  # the API went away (shutting down) or answered garbage: try again next tick
+            last = now
+
+    def tick(self, now: float, dt: float) -> None:
+        for dep in self.deployments:
+            path = f"/apis/apps/v1/namespaces/{dep.namespace}/deployments/{dep.name}"
+            obj = self._api("GET", path)
+            if obj is None:
+                continue
+            desired = int((obj.get("spec") or {}).get("replicas") or 0)
+            with self._lock:
+                dep.reconcile(desired, now)
+                dep.step(now, dt, now - self._started, self.rng)
+                ready = len(dep.ready(now))
+            status = obj.get("status") or {}
+            if status.get("readyReplicas") != ready or status.get("replicas") != len(dep.pods):
+                self._api("PATCH", path + "/status", {"status": {
+                    "replicas": len(dep.pods), "readyReplicas": ready, "availableReplicas": ready,
+                    "observedGeneration": obj["metadata"].get("generation")}})
+
+    def exposition(self) -> str:
+        """Prometheus text format for every pod (names as each engine spells them)."""
+        lines: dict[str, list[str]] = {}
+        with self._lock:
+            for dep in self.deployments:
+                tokens, running, success, prompt, generated = ENGINE_METRICS[dep.engine]
+                for pod in dep.pods:
+                    labels = f'namespace="{dep.namespace}",deployment="{dep.name}",pod="{pod.name}"'
+                    values = [(tokens, "counter", pod.tokens), (running, "gauge", pod.running),
+                              (success, "counter", pod.requests)]
+                    if prompt:
+                        values += [(prompt + "_sum", "counter", pod.prompt_tokens),
+                                   (prompt + "_count", "counter", pod.requests)]
+                    if generated:
+                        values += [(generated + "_sum", "counter", pod.tokens),
+                                   (generated + "_count", "counter", pod.requests)]
+                    for name, kind, value in values:
+                        if name:
+                            lines.setdefault(name, [f"# TYPE {name} {kind}"]).append(
+                                f"{name}{{{labels}}} {value:.6f}")
+        return "\n".join(line for block in lines.values() for line in block) + "\n"
+
+    def _api(self, method: str, path: str, body: dict | None = None, ok=(200, 201)) -> dict | None:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.api_url + path, data=data, method=method,
+                                         headers={"Content-Type": "application/merge-patch+json"
+                                                  if method == "PATCH" else "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as exc:
+            if exc.code in ok:
+                return None
+            if exc.code == 404:
+                return None
+            raise

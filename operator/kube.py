@@ -1,0 +1,136 @@
+"""The Kubernetes calls the refit makes, through the official client: the target's scale
+subresource, annotations on the target, and Secrets holding Prometheus credentials.
+
+Any kind with a scale subresource can be a target; its plural is found by discovery
+once per group/version and cached. Failures become ``TargetNotFound`` (404) or
+``ClusterError`` (anything else), naming the object.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+from typing import Any
+
+import kubernetes
+import urllib3
+
+
+class ClusterError(Exception):
+    """The API server refused or failed a call (the message names the object)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class TargetNotFound(ClusterError):
+    """The target workload (or the Secret) does not exist."""
+
+
+class KubeCluster:
+    """A ``Cluster`` over a ``kubernetes.client.ApiClient``."""
+
+    def __init__(self, api_client: kubernetes.client.ApiClient | None = None):
+        self.api = api_client or kubernetes.client.ApiClient()
+        self._plurals: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_environment(cls) -> "KubeCluster":
+        """In-cluster service account if there is one, else the kubeconfig (``KUBECONFIG``,
+        read now: the client library reads it once, at import)."""
+        config = kubernetes.client.Configuration()
+        try:
+            kubernetes.config.load_incluster_config(client_configuration=config)
+        except kubernetes.config.ConfigException:
+            kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None,
+                                               client_configuration=config)
+        return cls(kubernetes.client.ApiClient(config))
+
+    # --- the Cluster protocol ---------------------------------------------------------------
+    def get_scale(self, namespace: str, api_version: str, kind: str, name: str) -> tuple[int, int]:
+        """(desired, ready) replicas: desired from the scale subresource, ready from the
+        object's ``status.readyReplicas`` when it has one (Deployments, StatefulSets), else
+        the scale's observed replicas."""
+        base = self._path(namespace, api_version, kind, name)
+        scale = self._call("GET", base + "/scale", what=f"{kind} {namespace}/{name}")
+        desired = int((scale.get("spec") or {}).get("replicas") or 0)
+        obj = self._call("GET", base, what=f"{kind} {namespace}/{name}")
+        status = obj.get("status") or {}
+        ready = status.get("readyReplicas", (scale.get("status") or {}).get("replicas", 0))
+        return desired, int(ready or 0)
+
+    def set_scale(self, namespace: str, api_version: str, kind: str, name: str, replicas: int) -> None:
+        self._call("PATCH", self._path(namespace, api_version, kind, name) + "/scale",
+                   body={"spec": {"replicas": int(replicas)}}, what=f"{kind} {namespace}/{name}")
+
+    def annotate(self, namespace: str, api_version: str, kind: str, name: str,
+                 annotations: dict[str, str | None]) -> None:
+        self._call("PATCH", self._path(namespace, api_version, kind, name),
+                   body={"metadata": {"annotations": annotations}}, what=f"{kind} {namespace}/{name}")
+
+    def secret(self, namespace: str, name: str) -> dict[str, str]:
+        """The Secret's data, decoded (held in memory only, never logged)."""
+        obj = self._call("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}", what=f"Secret {namespace}/{name}")
+        out = {}
+        for key, value in (obj.get("data") or {}).items():
+            try:
+                out[key] = base64.b64decode(value).decode()
+            except (ValueError, UnicodeDecodeError):
+                raise ClusterError(f"Secret {namespace}/{name} key {key!r} is not base64 text") from None
+        out.update(obj.get("stringData") or {})
+        return out
+
+    # --- helpers --------------------------------------------------------------------------
+    def _path(self, namespace: str, api_version: str, kind: str, name: str) -> str:
+        prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        return f"{prefix}/namespaces/{namespace}/{self._plural(api_version, kind)}/{name}"
+
+    def _plural(self, api_version: str, kind: str) -> str:
+        key = (api_version, kind)
+        with self._lock:
+            if key in self._plurals:
+                return self._plurals[key]
+        prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        listing = self._call("GET", prefix, what=f"API group {api_version}")
+        for resource in listing.get("resources") or []:
+            if resource.get("kind") == kind and "/" not in resource.get("name", ""):
+                with self._lock:
+                    self._plurals[key] = resource["name"]
+                return resource["name"]
+        raise TargetNotFound(f"the API server does not serve kind {kind} in {api_version}", 404)
+
+    def _call(self, method: str, path: str, body: Any = None, what: str = "") -> dict:
+        headers = {"Accept": "application/json"}
+        if method == "PATCH":
+            headers["Content-Type"] = "application/merge-patch+json"
+        what = what or path
+        try:
+            request = self.api.param_serialize(method, path, header_params=headers, body=body,
+                                               auth_settings=["BearerToken"])
+            response = self.api.call_api(*request, _request_timeout=10)
+            response.read()
+        except kubernetes.client.exceptions.ApiException as exc:
+            error = TargetNotFound if exc.status == 404 else ClusterError
+            raise error(f"{method} {what}: {exc.status} {exc.reason}", exc.status) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:  # refused, reset, timed out
+            raise ClusterError(f"{method} {what}: {type(exc).__name__}: {exc}") from None
+        if not 200 <= response.status < 300:
+            error = TargetNotFound if response.status == 404 else ClusterError
+            raise error(f"{method} {what}: {response.status} {_reason(response.data)}", response.status)
+        try:
+            data = json.loads(response.data or b"{}")
+        except ValueError:
+            raise ClusterError(f"{method} {what}: the API server answered with something other than JSON") from None
+        return data if isinstance(data, dict) else {}
+
+
+def _reason(raw: bytes | None) -> str:
+    try:
+        status = json.loads(raw or b"{}")
+        return f"{status.get('reason', '')}: {status.get('message', '')}"[:300]
+    except ValueError:
+        return ""

@@ -1,0 +1,212 @@
+"""The complete local stack on loopback: the Kubernetes API emulator, a real Prometheus
+server (when installed), the simulated fleet, the operator, and example resources.
+
+Used by ``ala-operator demo`` and by the integration tests; nothing here is a mock of
+the operator: it runs the same ``app.run`` a cluster would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import kopf
+
+from .app import build_memo, run
+from .emulator import EmulatorServer
+from .fleet import Fleet
+from .kube import KubeCluster
+from .settings import Settings
+
+INSTALL_HINT = "install it with `sudo apt-get install prometheus` (Debian/Ubuntu) or put `prometheus` on PATH"
+
+
+class PrometheusNotInstalled(RuntimeError):
+    pass
+
+
+class PrometheusServer:
+    """A real Prometheus on loopback scraping the given targets every ``scrape_s`` seconds."""
+
+    def __init__(self, targets: list[str], scrape_s: float = 1.0, binary: str | None = None):
+        self.binary = binary or shutil.which("prometheus")
+        if not self.binary:
+            raise PrometheusNotInstalled(f"no prometheus binary found; {INSTALL_HINT}")
+        self.targets, self.scrape_s = targets, scrape_s
+        self.dir = Path(tempfile.mkdtemp(prefix="ala-prometheus-"))
+        self.url = ""
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> "PrometheusServer":
+        config = self.dir / "prometheus.yml"
+        scrape = f"{self.scrape_s:g}s"
+        jobs = [{"job_name": f"target{i}", "metrics_path": "/" + t.split("/", 3)[3] if t.count("/") >= 3 else "/metrics",
+                 "static_configs": [{"targets": [t.split("/")[2]]}]} for i, t in enumerate(self.targets)]
+        config.write_text(json.dumps({"global": {"scrape_interval": scrape, "evaluation_interval": scrape},
+                                      "scrape_configs": jobs}))
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = open(self.dir / "prometheus.log", "wb")
+        self.process = subprocess.Popen(
+            [self.binary, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}",
+             f"--storage.tsdb.path={self.dir / 'data'}", "--storage.tsdb.retention.time=2h"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"prometheus exited with {self.process.returncode}; "
+                                   f"see {self.dir / 'prometheus.log'}")
+            try:
+                with urllib.request.urlopen(self.url + "/-/ready", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.2)
+        self.__exit__()
+        raise RuntimeError("prometheus did not become ready within 60 s")
+
+    def __exit__(self, *exc) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        if getattr(self, "log", None):
+            self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class OperatorThread:
+    """``app.run`` in a thread with its own event loop, stopped cleanly through kopf's flag."""
+
+    def __init__(self, settings: Settings, memo: kopf.Memo):
+        self.settings, self.memo = settings, memo
+        self.loop = asyncio.new_event_loop()
+        self.error: BaseException | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self.thread = threading.Thread(target=self._main, name="ala-operator", daemon=True)
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+
+        async def main():
+            self._stop = asyncio.Event()
+            ready = asyncio.Event()
+            self.loop.call_soon(self._ready.set)
+            await run(self.settings, self.memo, stop_flag=self._stop, ready_flag=ready)
+
+        try:
+            self.loop.run_until_complete(main())
+        except BaseException as exc:  # reported by stop()
+            self.error = exc
+        finally:
+            self.loop.close()
+
+    def start(self) -> "OperatorThread":
+        self.thread.start()
+        self._ready.wait(30)
+        return self
+
+    def stop(self, timeout: float = 30) -> None:
+        if self._stop is not None and not self.loop.is_closed():
+            try:
+                self.loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:
+                pass
+        self.thread.join(timeout)
+
+
+class LocalStack:
+    """Emulator + fleet + Prometheus (+ the operator); a context manager that stops all."""
+
+    def __init__(self, deployments, namespaces=("default",), scrape_s: float = 1.0,
+                 require_prometheus: bool = False):
+        self.deployments = deployments
+        self.namespaces = namespaces
+        self.scrape_s = scrape_s
+        self.require_prometheus = require_prometheus
+        self.dir = Path(tempfile.mkdtemp(prefix="ala-stack-"))
+        self.api: EmulatorServer | None = None
+        self.fleet: Fleet | None = None
+        self.prometheus: PrometheusServer | None = None
+        self.operator: OperatorThread | None = None
+        self._env_before: str | None = None
+
+    def __enter__(self) -> "LocalStack":
+        try:
+            self.api = EmulatorServer(self.namespaces).__enter__()
+            self.kubeconfig = self.api.write_kubeconfig(self.dir / "kubeconfig")
+            self._env_before = os.environ.get("KUBECONFIG")
+            os.environ["KUBECONFIG"] = str(self.kubeconfig)  # kopf's login and our client read it
+            self.fleet = Fleet(self.api.url, self.deployments).start()
+            try:
+                self.prometheus = PrometheusServer([self.fleet.metrics_url], self.scrape_s).__enter__()
+            except PrometheusNotInstalled:
+                if self.require_prometheus:
+                    raise
+                self.prometheus = None
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    @property
+    def prometheus_url(self) -> str:
+        # Without Prometheus the resources point at a closed port: MetricsAvailable=False,
+        # recommendations from the prior only.
+        return self.prometheus.url if self.prometheus else f"http://127.0.0.1:{_free_port()}"
+
+    def start_operator(self, model, **settings) -> OperatorThread:
+        values = dict(metrics_port=_free_port(), health_port=_free_port(), bind_address="127.0.0.1",
+                      timer_seconds=2.0)
+        values.update(settings)
+        config = Settings(**values)
+        memo = build_memo(config, model=model, cluster=KubeCluster.from_environment())
+        self.operator = OperatorThread(config, memo).start()
+        return self.operator
+
+    def request(self, method: str, path: str, body=None, content_type: str = "application/merge-patch+json"):
+        """Real HTTP to the emulator (what kubectl would send)."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.api.url + path, data=data, method=method,
+                                     headers={"Content-Type": content_type if method == "PATCH"
+                                              else "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.load(r)
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.load(exc)
+
+    def __exit__(self, *exc) -> None:
+        for part in (self.operator,):
+            if part is not None:
+                part.stop()
+        if self.prometheus is not None:
+            self.prometheus.__exit__()
+        if self.fleet is not None:
+            self.fleet.stop()
+        if self.api is not None:
+            self.api.__exit__()
+        if self._env_before is None:
+            os.environ.pop("KUBECONFIG", None)
+        else:
+            os.environ["KUBECONFIG"] = self._env_before
+        shutil.rmtree(self.dir, ignore_errors=True)
