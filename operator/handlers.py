@@ -181,7 +181,8 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
     patch.status["conditions"] = conditions
     elapsed = time.perf_counter() - started
     memo.metrics.refit_seconds.observe(elapsed)
-    memo.metrics.publish(namespace, name, result, score, points[-1].throughput if points else None)
+    memo.metrics.publish(namespace, name, result, score, points[-1].throughput if points else None,
+                         desired=replicas if replicas is not None else desired, ready=ready)
     logger.info("refit %s/%s n=%d replicas=%s batch=%s conf=%s in %.0f ms (%s)", namespace, name, len(points),
                 (result.replicas or {}).get("target"), result.batch_size,
                 None if result.confidence is None else round(result.confidence, 2), 1000 * elapsed, why)

@@ -28,6 +28,8 @@ class OperatorMetrics:
                                LABELS + ("quantity",), registry=r)
         self.observed = Gauge("ala_observed_throughput_tokens_per_second", "Observed generated tokens/s per "
                               "replica (latest live point).", LABELS, registry=r)
+        self.current = Gauge("ala_current_replicas", "Replicas of the target now (state: desired, ready).",
+                             LABELS + ("state",), registry=r)
         self.confidence = Gauge("ala_confidence", "Confidence of the recommendation, in [0, 1].", LABELS, registry=r)
         self.ape = Gauge("ala_live_ape_ratio", "Rolling absolute percentage error of live predictions (0.05 = 5%).",
                          LABELS, registry=r)
@@ -46,9 +48,12 @@ class OperatorMetrics:
                         self.cost_per_token)
 
     def publish(self, namespace: str, name: str, plan: Plan, scorecard: Mapping | None = None,
-                observed: float | None = None) -> None:
+                observed: float | None = None, desired: int | None = None, ready: int | None = None) -> None:
         """Set the resource's series from a plan (and the live scorecard, if any)."""
         key = (namespace, name)
+        for state, value in (("desired", desired), ("ready", ready)):
+            if value is not None:
+                self.current.labels(*key, state).set(value)
         if plan.replicas:
             for bound, field in (("target", "target"), ("lower", "lower_bound"), ("upper", "upper_bound"),
                                  ("uncapped", "uncapped")):
@@ -78,7 +83,8 @@ class OperatorMetrics:
             except KeyError:
                 pass
         for metric, extra in ((self.replicas, ("target", "lower", "upper", "uncapped")),
-                              (self.predicted, ("point", "lower", "upper"))):
+                              (self.predicted, ("point", "lower", "upper")),
+                              (self.current, ("desired", "ready"))):
             for value in extra:
                 try:
                     metric.remove(*key, value)

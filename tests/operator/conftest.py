@@ -10,17 +10,11 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
-import yaml
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def examples():
-    return {p.stem: yaml.safe_load(p.read_text()) for p in sorted((ROOT / "deploy" / "examples").glob("*.yaml"))}
+
 
 
 class Recorded:

@@ -1,0 +1,147 @@
+"""The Helm chart and plain manifests: lint, render, validate, one source of truth."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "ala-operator"
+
+
+def run(*args):
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=300)
+
+
+SCENARIOS = [None] + sorted((CHART / "ci").glob("*-values.yaml"))
+
+
+def _min_kube_version() -> str:
+    claim = yaml.safe_load((CHART / "Chart.yaml").read_text())["kubeVersion"]
+    match = re.match(r">=\s*(\d+\.\d+\.\d+)", claim)
+    assert match, f"kubeVersion {claim!r} should state a minimum"
+    return match.group(1)
+
+
+def _render(helm, values=None, *extra):
+    args = [helm, "template", "ala-operator", CHART, "--namespace", "ala-system", *extra]
+    if values:
+        args += ["-f", values]
+    out = run(*args)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_helm_lint_strict(helm):
+    out = run(helm, "lint", "--strict", CHART)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for values in SCENARIOS[1:]:
+        out = run(helm, "lint", "--strict", CHART, "-f", values)
+        assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("values", SCENARIOS, ids=lambda v: "default" if v is None else Path(v).stem)
+def test_rendered_chart_is_valid_kubernetes(helm, validate, values, tmp_path):
+    rendered = tmp_path / "rendered.yaml"
+    rendered.write_text(_render(helm, values))
+    for version in (_min_kube_version(), "1.32.0"):
+        out = run(validate, "--strict", "-k", version, "--quiet", rendered)
+        assert out.returncode == 0, out.stdout + out.stderr
+    kinds = {d["kind"] for d in yaml.safe_load_all(rendered.read_text()) if d}
+    assert {"Deployment", "ServiceAccount"} <= kinds
+    assert ("ClusterRole" in kinds) != ("Role" in kinds)
+
+
+def test_values_schema_accepts_defaults_and_scenarios_and_refuses_typos():
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    jsonschema.validate(defaults, schema)
+    for values in SCENARIOS[1:]:
+        merged = dict(defaults, **yaml.safe_load(values.read_text()))
+        jsonschema.validate(merged, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(dict(defaults, metric={"port": 1}), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(dict(defaults, image={"repository": "x", "pullPolicy": "Sometimes"}), schema)
+
+
+def test_every_values_key_has_a_comment():
+    # A key needs a comment on the line above, unless it sits inside a value documented as
+    # a whole ("# -- ..." above a map such as resources or securityContext).
+    stack: list[tuple[int, bool]] = []
+    previous = ""
+    for number, line in enumerate((CHART / "values.yaml").read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        key = re.match(r"^(\s*)([A-Za-z][\w.-]*):", line)
+        if key and not line.strip().startswith("#"):
+            indent = len(key.group(1))
+            while stack and stack[-1][0] >= indent:
+                stack.pop()
+            if not any(documented for _, documented in stack):
+                assert previous.startswith("#"), f"values.yaml:{number} has no comment: {line.strip()}"
+            stack.append((indent, previous.startswith("# --") and line.rstrip().endswith(":")))
+        previous = line.strip()
+
+
+def test_chart_defaults_are_safe():
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["securityContext"]["readOnlyRootFilesystem"] is True
+    assert values["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert values["podSecurityContext"]["runAsNonRoot"] is True
+    assert values["metrics"]["serviceMonitor"]["enabled"] is False and values["dashboards"]["enabled"] is False
+
+
+def test_deployment_is_one_replica_recreate_with_probes(helm):
+    docs = [d for d in yaml.safe_load_all(_render(helm)) if d]
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"]["type"] == "Recreate"
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    assert {"livenessProbe", "readinessProbe", "startupProbe"} <= set(container)
+    assert any(m["mountPath"] == "/tmp" for m in container["volumeMounts"])
+
+
+def test_crd_exists_once(helm):
+    source = (ROOT / "deploy" / "crd.yaml").read_text()
+    assert (CHART / "crds" / "llmdeployments.yaml").read_text() == source, \
+        "charts/ala-operator/crds/ differs from deploy/crd.yaml: copy deploy/crd.yaml over it"
+    assert (ROOT / "operator" / "crd.yaml").read_text() == source
+    crds = [d for d in yaml.safe_load_all(_render(helm, None, "--include-crds")) if d and d["kind"] ==
+            "CustomResourceDefinition"]
+    assert [yaml.safe_dump(c) for c in crds] == [yaml.safe_dump(yaml.safe_load(source))]
+
+
+def test_plain_manifests_are_the_rendered_chart(helm):
+    text = (ROOT / "deploy" / "operator.yaml").read_text()
+    body = "\n".join(text.splitlines()[3:]) + "\n"  # after the three-line header
+    assert body.strip() == _render(helm, None, "--skip-crds").strip(), \
+        "deploy/operator.yaml is stale: re-render it with the command in its header"
+
+
+def test_plain_manifests_validate_and_kustomize(validate):
+    files = [ROOT / "deploy" / n for n in ("crd.yaml", "namespace.yaml", "operator.yaml")]
+    out = run(validate, "--strict", "-k", "1.32.0", "--quiet", *files)
+    assert out.returncode == 0, out.stdout + out.stderr
+    kustomization = yaml.safe_load((ROOT / "deploy" / "kustomization.yaml").read_text())
+    assert sorted(kustomization["resources"]) == sorted(f.name for f in files)
+    examples = yaml.safe_load((ROOT / "deploy" / "examples" / "kustomization.yaml").read_text())
+    on_disk = {p.name for p in (ROOT / "deploy" / "examples").glob("*.yaml")} - {"kustomization.yaml"}
+    assert set(examples["resources"]) == on_disk
+    if shutil.which("kubectl"):
+        out = run("kubectl", "kustomize", ROOT / "deploy")
+        assert out.returncode == 0 and out.stdout.count("\nkind: ") + out.stdout.startswith("kind: ") >= 1, out.stderr
+
+
+def test_recommend_only_by_default(helm):
+    # Nothing in the manifests turns Apply on; the CRD's default mode is Recommend.
+    crd = yaml.safe_load((ROOT / "deploy" / "crd.yaml").read_text())
+    policy = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["policy"]
+    assert policy["properties"]["mode"]["default"] == "Recommend"
+    assert "mode: Apply" not in (ROOT / "deploy" / "operator.yaml").read_text()
+    assert sys.version_info >= (3, 11)
