@@ -40,8 +40,18 @@ CORE = {  # resource -> (kind, namespaced, subresources)
     "v1/secrets": ("Secret", True, ()),
     "apps/v1/deployments": ("Deployment", True, ("status", "scale")),
     "apps/v1/statefulsets": ("StatefulSet", True, ("status", "scale")),
+    "v1/services": ("Service", True, ("status",)),
     f"{GROUP}/{VERSION}/{PLURAL}": (KIND, True, ("status",)),
 }
+# What a real API server in front of this one (the realapi tier's apiextensions-apiserver,
+# whose "core" is this emulator) lists and watches at start: served, and empty.
+for _plural, _kind in (("mutatingwebhookconfigurations", "MutatingWebhookConfiguration"),
+                       ("validatingwebhookconfigurations", "ValidatingWebhookConfiguration"),
+                       ("validatingadmissionpolicies", "ValidatingAdmissionPolicy"),
+                       ("validatingadmissionpolicybindings", "ValidatingAdmissionPolicyBinding"),
+                       ("mutatingadmissionpolicies", "MutatingAdmissionPolicy"),
+                       ("mutatingadmissionpolicybindings", "MutatingAdmissionPolicyBinding")):
+    CORE[f"admissionregistration.k8s.io/v1/{_plural}"] = (_kind, False, ())
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")
 
 
@@ -135,6 +145,10 @@ class Emulator(kmock.KubernetesEmulator):
     async def __call__(self, raw_request):
         # kmock's path parser reads /api/v1/namespaces[/NAME] as a namespace prefix and fails.
         parts = raw_request.path.strip("/").split("/")
+        if parts[0] == "openapi":  # no OpenAPI documents here; an empty one is a valid answer
+            return aiohttp.web.json_response({"paths": {}} if parts[-1] == "v3" else
+                                             {"swagger": "2.0", "info": {"title": "emulator", "version": "v1"},
+                                              "paths": {}})
         if parts[:3] == ["api", "v1", "namespaces"] and len(parts) <= 4:
             return await self._namespaces(raw_request, parts[3] if len(parts) == 4 else None)
         return await super().__call__(raw_request)
@@ -151,9 +165,14 @@ class Emulator(kmock.KubernetesEmulator):
                 _error(404, "NotFound", f'namespaces "{name}" not found')
         if raw_request.query.get("watch") in ("true", "1"):
             response = aiohttp.web.StreamResponse()
+            response.content_type = "application/json"
             await response.prepare(raw_request)
             for item in items:
                 await response.write(json.dumps({"type": "ADDED", "object": item}).encode() + b"\n")
+            if raw_request.query.get("sendInitialEvents") == "true":
+                bookmark = {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+                    "resourceVersion": str(self._peek_rv()), "annotations": {"k8s.io/initial-events-end": "true"}}}
+                await response.write(json.dumps({"type": "BOOKMARK", "object": bookmark}).encode() + b"\n")
             timeout = float(raw_request.query.get("timeoutSeconds", 300))
             await asyncio.sleep(timeout)  # namespaces never change here
             return response
@@ -175,7 +194,7 @@ class Emulator(kmock.KubernetesEmulator):
             if method == "GET" and request.params.get("watch") not in ("true", "1"):
                 return await self._read(request)
             if method == "GET":
-                return await super()._handle(request)
+                return await self._watch(request)
             if method == "POST" and not request.name:
                 return aiohttp.web.json_response(await self._create(request), status=201)
             if method in ("PATCH", "PUT") and request.name:
@@ -208,14 +227,42 @@ class Emulator(kmock.KubernetesEmulator):
         return aiohttp.web.json_response({"apiVersion": self._api_version(res), "kind": self._kinds[res] + "List",
                                           "metadata": {"resourceVersion": str(self._peek_rv())}, "items": items})
 
-    async def _serve_watch(self, request):
-        selector = request.params.get("labelSelector", "")
-        async for event in super()._serve_watch(request):
-            if isinstance(event, dict):
-                labels = event.get("object", {}).get("metadata", {}).get("labels") or {}
-                if not label_match(labels, selector):
-                    continue
-            yield event
+    async def _watch(self, request):
+        """A watch as a real server streams it: JSON lines, label selectors, and with
+        ``sendInitialEvents=true`` the current objects then the bookmark that ends them."""
+        res, selector = request.resource, request.params.get("labelSelector", "")
+        response = aiohttp.web.StreamResponse()
+        response.content_type = "application/json"
+        await response.prepare(request._raw_request)
+        initial = request.params.get("sendInitialEvents") == "true"
+        timeout = float(request.params.get("timeoutSeconds") or 1800)
+
+        def wanted(obj: dict) -> bool:
+            meta = obj.get("metadata", {})
+            return ((not request.namespace or meta.get("namespace") == request.namespace)
+                    and (not request.name or meta.get("name") == request.name)
+                    and label_match(meta.get("labels") or {}, selector))
+
+        async def stream():
+            async with self._lock:
+                current = [obj.raw for (r, _, _), obj in list(self._objects.items()) if r == res and not obj.deleted]
+            for obj in current:
+                if wanted(obj):
+                    await response.write(json.dumps({"type": "ADDED", "object": obj}).encode() + b"\n")
+            if initial:
+                bookmark = {"apiVersion": self._api_version(res), "kind": self._kinds[res],
+                            "metadata": {"resourceVersion": str(self._peek_rv()),
+                                         "annotations": {"k8s.io/initial-events-end": "true"}}}
+                await response.write(json.dumps({"type": "BOOKMARK", "object": bookmark}).encode() + b"\n")
+            async for event in self._buses[res]:
+                if wanted(event.get("object") or {}):
+                    await response.write(json.dumps(event).encode() + b"\n")
+
+        try:
+            await asyncio.wait_for(stream(), timeout)
+        except (asyncio.TimeoutError, ConnectionResetError):
+            pass
+        return response
 
     def _get(self, res, namespace, name) -> dict:
         key = (res, namespace, name)

@@ -138,13 +138,18 @@ class LocalStack:
     """Emulator + fleet + Prometheus (+ the operator); a context manager that stops all."""
 
     def __init__(self, deployments, namespaces=("default",), scrape_s: float = 1.0,
-                 require_prometheus: bool = False):
+                 require_prometheus: bool = False, front=None):
+        """``front(core_url)``, when given, returns a context manager with ``url`` and
+        ``write_kubeconfig`` put in front of the emulator (the real-API tier's aggregator:
+        custom resources from a real API server, the rest from the emulator)."""
         self.deployments = deployments
         self.namespaces = namespaces
         self.scrape_s = scrape_s
         self.require_prometheus = require_prometheus
         self.dir = Path(tempfile.mkdtemp(prefix="ala-stack-"))
-        self.api: EmulatorServer | None = None
+        self.front = front
+        self.core: EmulatorServer | None = None
+        self.api = None
         self.fleet: Fleet | None = None
         self.prometheus: PrometheusServer | None = None
         self.operator: OperatorThread | None = None
@@ -152,7 +157,9 @@ class LocalStack:
 
     def __enter__(self) -> "LocalStack":
         try:
-            self.api = EmulatorServer(self.namespaces).__enter__()
+            self.core = self.api = EmulatorServer(self.namespaces).__enter__()
+            if self.front is not None:
+                self.api = self.front(self.core.url).__enter__()
             self.kubeconfig = self.api.write_kubeconfig(self.dir / "kubeconfig")
             self._env_before = os.environ.get("KUBECONFIG")
             os.environ["KUBECONFIG"] = str(self.kubeconfig)  # kopf's login and our client read it
@@ -203,8 +210,10 @@ class LocalStack:
             self.prometheus.__exit__()
         if self.fleet is not None:
             self.fleet.stop()
-        if self.api is not None:
+        if self.api is not None and self.api is not self.core:
             self.api.__exit__()
+        if self.core is not None:
+            self.core.__exit__()
         if self._env_before is None:
             os.environ.pop("KUBECONFIG", None)
         else:

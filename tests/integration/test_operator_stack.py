@@ -41,12 +41,19 @@ def _spec(name, prometheus_url, **policy):
     }
 
 
-@pytest.fixture(scope="module")
-def record(require_prometheus, held_out):
+@pytest.fixture(scope="module", params=["emulator", pytest.param("realapi", marks=pytest.mark.realapi)])
+def record(request, require_prometheus, held_out):
+    """The stack against the emulator, and again with the real apiextensions-apiserver
+    serving the LLMDeployments (core and apps still from the emulator)."""
+    front = None
+    if request.param == "realapi":
+        from support.realapi import RealApi, require_binary
+        binary = require_binary()
+        front = lambda core_url: RealApi(core_url, binary)  # noqa: E731 - a one-line factory
     truth, model = held_out
     fleet = [SimulatedDeployment(NS, name, "vllm", truth, wave(truth, 2), input_tokens=1024, output_tokens=1024,
                                  startup_s=3) for name in ("watched", "applied", "cautious")]
-    with LocalStack(fleet, require_prometheus=True) as stack:
+    with LocalStack(fleet, require_prometheus=True, front=front) as stack:
         for dep in fleet:
             stack.request("PATCH", f"/apis/apps/v1/namespaces/{NS}/deployments/{dep.name}/scale",
                           {"spec": {"replicas": 2}})
