@@ -38,6 +38,17 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="reconcile benchmark: refit and publish N resources over real HTTP")
     bench.add_argument("--resources", default="100,1000", help="comma-separated resource counts (default 100,1000)")
     bench.add_argument("--model-file", help="a saved model (default: fit the bundled data)")
+    rep = sub.add_parser("replay", help="replay real request traces against scaling policies (decision quality)")
+    rep.add_argument("--trace", help="a trace CSV (timestamp_s,input_tokens,output_tokens) or a bundled one: conv, "
+                                      "code (default: both)")
+    rep.add_argument("--config", choices=("llama-8b-h100", "llama-70b-h100x4"), action="append",
+                     help="configuration(s) to replay on (default: both)")
+    rep.add_argument("--policy", choices=("static", "reactive", "ala", "oracle"), action="append",
+                     help="policy (repeatable; default: all four)")
+    rep.add_argument("--scale", type=int, help="repeat each request this many times (default per trace)")
+    rep.add_argument("--cold-start", type=float, default=60.0, help="seconds before a new replica serves (default 60)")
+    rep.add_argument("--output", choices=("table", "json"), default="table")
+    rep.add_argument("--report", help="write a Markdown report and plots here (e.g. docs/replay.md)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -45,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
             settings = Settings.from_env()
             asyncio.run(_run(settings))
             return 0
+        if args.command == "replay":
+            from .replay_report import main_replay
+            return main_replay(args)
         if args.command == "bench":
             from .bench import reconcile_benchmark
             counts = [int(n) for n in args.resources.split(",")]

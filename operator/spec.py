@@ -145,7 +145,8 @@ def parse_spec(spec: Mapping[str, Any], catalog: Catalog | None = None) -> LLMDe
         raise SpecError("policy.maxReplicas", "OutOfRange", f"{max_replicas} is below minReplicas {min_replicas}")
     policy = Policy(_number(spec, "policy.confidenceLevel", 0.9, minimum=0, maximum=1, strict_min=True, strict_max=True),
                     min_replicas, max_replicas, _number(spec, "policy.headroom", 0.1, minimum=0, maximum=10),
-                    _number(spec, "cost.acceleratorPricePerHour", minimum=0))
+                    _number(spec, "cost.acceleratorPricePerHour", minimum=0),
+                    _number(spec, "engine.maxBatchSize", 1024, minimum=1, integer=True))
     url = _text(spec, "prometheus.url", required=True)
     if not url.startswith(("http://", "https://")):
         raise SpecError("prometheus.url", "InvalidURL", f"{url!r} is not an http(s) URL")

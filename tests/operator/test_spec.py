@@ -11,6 +11,13 @@ def test_defaults(examples):
     assert spec.policy.confidence_level == 0.9 and spec.deployment.accelerators == 1
     assert spec.demand_query and spec.demand_tokens_per_s is None
     assert spec.prometheus.verify_tls and spec.prometheus.secret_name == "prometheus-reader"
+    assert spec.policy.max_batch == 1024 and spec.prometheus.rate_window_s == 120 and spec.prometheus.step_s == 30
+
+
+def test_engine_batch_limit_bounds_the_planner(examples):
+    spec = copy.deepcopy(examples["vllm-llama-8b"]["spec"])
+    spec["engine"]["maxBatchSize"] = 48
+    assert parse_spec(spec).policy.max_batch == 48
 
 
 @pytest.mark.parametrize("change,field,reason", [
@@ -26,6 +33,8 @@ def test_defaults(examples):
     (lambda s: s["policy"].update(minReplicas=50, maxReplicas=40), "policy.maxReplicas", "OutOfRange"),
     (lambda s: s["policy"].update(mode="Yolo"), "policy.mode", "UnknownMode"),
     (lambda s: s["prometheus"].update(url="localhost:9090"), "prometheus.url", "InvalidURL"),
+    (lambda s: s["engine"].update(maxBatchSize=0), "engine.maxBatchSize", "OutOfRange"),
+    (lambda s: s["prometheus"].update(stepSeconds=0), "prometheus.stepSeconds", "OutOfRange"),
     (lambda s: s["targetRef"].pop("name"), "targetRef.name", "MissingField"),
     (lambda s: (s["workload"].pop("outputTokens"), s["demand"].update(tokensPerSecond=None, requestsPerSecond=3)),
      "workload.outputTokens", "MissingField"),

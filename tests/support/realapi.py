@@ -98,6 +98,7 @@ class RealApi:
                     process.wait(10)
                 except subprocess.TimeoutExpired:
                     process.kill()
+                    process.wait(10)
         for log in getattr(self, "_logs", []):
             log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
