@@ -24,7 +24,7 @@ import kopf
 
 from .app import build_memo
 from .constants import GROUP, PLURAL, VERSION
-from .emulator import EmulatorServer
+from .emulator import EmulatorServer, request_json
 from .handlers import refit
 from .kube import KubeCluster
 from .settings import Settings
@@ -49,7 +49,7 @@ class _RangeAnswers:
                                                                  "result": [{"metric": {}, "values": values}]}})
                 raw = body.encode()
                 self.send_response(200)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type")
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
                 self.wfile.write(raw)
@@ -68,11 +68,11 @@ def _rss_mb() -> float:
         return round(int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
 
 
-def _request(url: str, method: str, body=None, content_type="application/merge-patch+json"):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": content_type})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.load(r)
+def _request(url: str, method: str, body=None) -> dict:
+    status, data = request_json(url, method, "", body, timeout=30)
+    if status >= 300:
+        raise RuntimeError(f"{method} {url}: {status} {data.get('message', '')}")
+    return data
 
 
 def reconcile_benchmark(counts=(100, 1000), model=None, stream=print) -> list[dict]:
@@ -89,7 +89,7 @@ def reconcile_benchmark(counts=(100, 1000), model=None, stream=print) -> list[di
             for i in range(n):
                 name = f"r{n}-{i:05d}"
                 _request(f"{api.url}/apis/apps/v1/namespaces/bench/deployments", "POST",
-                         {"metadata": {"name": name}, "spec": {"replicas": 2}, "status": {}}, "application/json")
+                         {"metadata": {"name": name}, "spec": {"replicas": 2}, "status": {}})
                 _request(f"{api.url}/apis/apps/v1/namespaces/bench/deployments/{name}/status", "PATCH",
                          {"status": {"readyReplicas": 2, "replicas": 2}})
                 _request(base, "POST", {"metadata": {"name": name}, "spec": {
@@ -97,7 +97,7 @@ def reconcile_benchmark(counts=(100, 1000), model=None, stream=print) -> list[di
                     "hardware": {"accelerator": "H100"}, "engine": {"name": "vllm"},
                     "workload": {"inputTokens": 1024, "outputTokens": 256},
                     "demand": {"tokensPerSecond": 20000 + 10 * i}, "slo": {"maxInterTokenLatencyMs": 50},
-                    "prometheus": {"url": prom.url}}}, "application/json")
+                    "prometheus": {"url": prom.url}}})
             rss_before = _rss_mb()
             times = []
             started = time.perf_counter()

@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--scale", type=int, help="repeat each request this many times (default per trace)")
     rep.add_argument("--cold-start", type=float, default=60.0, help="seconds before a new replica serves (default 60)")
     rep.add_argument("--output", choices=("table", "json"), default="table")
-    rep.add_argument("--report", help="write a Markdown report and plots here (e.g. docs/replay.md)")
+    rep.add_argument("--report", help="write NAME-table.md and one plot per scenario beside this path "
+                                       "(e.g. docs/replay.md)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

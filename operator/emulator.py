@@ -436,6 +436,26 @@ class Emulator(kmock.KubernetesEmulator):
         })
 
 
+def request_json(base_url: str, method: str, path: str, body=None, timeout: float = 10.0) -> tuple[int, dict]:
+    """One JSON call over HTTP, as kubectl would make it: (status, decoded body). PATCH
+    bodies go as merge patches (a list body as a JSON patch). Connection errors raise."""
+    import urllib.error
+    import urllib.request
+    data = None if body is None else json.dumps(body).encode()
+    kind = "application/json"
+    if method == "PATCH":
+        kind = "application/json-patch+json" if isinstance(body, list) else "application/merge-patch+json"
+    req = urllib.request.Request(base_url.rstrip("/") + path, data=data, method=method, headers={"Content-Type": kind})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, json.load(exc)
+        except ValueError:
+            return exc.code, {}
+
+
 class ApiError(Exception):
     """An API error answered as a Kubernetes ``Status`` object."""
 

@@ -9,12 +9,10 @@ at the batch that serves it, saturating at the largest measured batch).
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
 import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
@@ -23,6 +21,8 @@ import numpy as np
 
 from ala.benchmarks import CurveSet
 from ala.throughput import ThroughputCurve
+
+from .emulator import request_json
 
 #: Metric names per engine: tokens counter, running-batch gauge, requests counter,
 #: prompt-token sum/count, generated-token sum/count (None: not exported).
@@ -237,16 +237,10 @@ class Fleet:
         return "\n".join(line for block in lines.values() for line in block) + "\n"
 
     def _api(self, method: str, path: str, body: dict | None = None, ok=(200, 201)) -> dict | None:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.api_url + path, data=data, method=method,
-                                         headers={"Content-Type": "application/merge-patch+json"
-                                                  if method == "PATCH" else "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return json.load(response)
-        except urllib.error.HTTPError as exc:
-            if exc.code in ok:
-                return None
-            if exc.code == 404:
-                return None
-            raise
+        """The API's answer, or None when the object is missing or already there."""
+        status, data = request_json(self.api_url, method, path, body)
+        if status in ok and status < 300:
+            return data
+        if status in ok or status == 404:
+            return None
+        raise ValueError(f"{method} {path}: {status} {data.get('message', '')}")

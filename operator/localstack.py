@@ -22,7 +22,7 @@ from pathlib import Path
 import kopf
 
 from .app import build_memo, run
-from .emulator import EmulatorServer
+from .emulator import EmulatorServer, request_json
 from .fleet import Fleet
 from .kube import KubeCluster
 from .settings import Settings
@@ -191,17 +191,9 @@ class LocalStack:
         self.operator = OperatorThread(config, memo).start()
         return self.operator
 
-    def request(self, method: str, path: str, body=None, content_type: str = "application/merge-patch+json"):
-        """Real HTTP to the emulator (what kubectl would send)."""
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.api.url + path, data=data, method=method,
-                                     headers={"Content-Type": content_type if method == "PATCH"
-                                              else "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=10) as r:
-                return r.status, json.load(r)
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.load(exc)
+    def request(self, method: str, path: str, body=None):
+        """Real HTTP to the API (what kubectl would send): (status, body)."""
+        return request_json(self.api.url, method, path, body)
 
     def __exit__(self, *exc) -> None:
         for part in (self.operator,):

@@ -65,7 +65,7 @@ def main_replay(args) -> int:
 
 def write_report(path: Path, scenarios, rows, results) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["| scenario | scale | policy | GPU-hours | vs static | within objectives | violation minutes | "
+    lines = ["| scenario | scale | policy | GPU-hours | saved vs static | within objectives | violation minutes | "
              "scaling actions | peak replicas | batch | live APE | live coverage |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     static = {r["scenario"]: r["gpu_hours"] for r in rows if r["policy"] == "static"}
@@ -76,7 +76,7 @@ def write_report(path: Path, scenarios, rows, results) -> None:
                      f"{r['peak_replicas']} | {r['batch']} | "
                      f"{'' if r.get('live_ape') is None else format(r['live_ape'], '.1%')} | "
                      f"{'' if r.get('live_interval_coverage') is None else format(r['live_interval_coverage'], '.0%')} |")
-    (path.parent / (path.stem + "-table.md")).write_text("\n".join(lines) + "\n")
+    (path.parent / (path.stem + "-table.md")).write_text("\n".join(lines) + "\n")  # pasted into the report
     try:
         import matplotlib
         matplotlib.use("Agg")

@@ -2,13 +2,10 @@
 Kubernetes adapter (KubeCluster) against it."""
 
 import base64
-import json
-import urllib.error
-import urllib.request
 
 import pytest
 
-from ala_operator.emulator import EmulatorServer, label_match, merge_patch
+from ala_operator.emulator import EmulatorServer, label_match, merge_patch, request_json
 from ala_operator.kube import KubeCluster, TargetNotFound
 
 DEPLOYMENTS = "/apis/apps/v1/namespaces/default/deployments"
@@ -21,14 +18,10 @@ def api(tmp_path_factory):
         yield server
 
 
-def call(api, method, path, body=None, content_type="application/merge-patch+json"):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(api.url + path, data=data, method=method, headers={"Content-Type": content_type})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, json.load(r)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.load(exc)
+def call(api, method, path, body=None, content_type=None):
+    if content_type == "application/json-patch+json":
+        assert isinstance(body, list)
+    return request_json(api.url, method, path, body)
 
 
 def test_versions_uids_and_generation(api):

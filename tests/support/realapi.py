@@ -24,6 +24,8 @@ from pathlib import Path
 import aiohttp
 import aiohttp.web
 
+from ala_operator.emulator import request_json
+
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = ROOT / ".cache" / "realapi" / "bin" / "apiextensions-apiserver"
 #: Groups the real server owns; every other path goes to the emulator.
@@ -223,16 +225,7 @@ class RealApi:
 
     def call(self, method: str, path: str, body=None) -> tuple[int, dict]:
         """Real HTTP through the proxy."""
-        import urllib.error
-        import urllib.request
-        data = None if body is None else json.dumps(body).encode()
-        kind = "application/merge-patch+json" if method == "PATCH" else "application/json"
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers={"Content-Type": kind})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                return r.status, json.load(r)
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.load(exc)
+        return request_json(self.url, method, path, body, timeout=30)
 
     def install_crd(self, path: Path) -> None:
         """Create the CRD and wait until the server says it is Established."""
