@@ -124,6 +124,7 @@ class Emulator(kmock.KubernetesEmulator):
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self._rv = itertools.count(1)
+        self.used: set[tuple[str, str, str, str]] = set()
         self._subresources: dict[Any, tuple[str, ...]] = {}
         self._kinds: dict[Any, str] = {}
         for key, (kind, namespaced, subresources) in CORE.items():
@@ -186,6 +187,7 @@ class Emulator(kmock.KubernetesEmulator):
         if res is None or res.plural is None or res not in self._kinds:
             return await super()._handle(request)
         method = str(request.method.value if hasattr(request.method, "value") else request.method).upper()
+        self._note(request, res, method)
         try:
             if request.subresource == "scale" and request.name:
                 return await self._scale(request, method)
@@ -204,6 +206,15 @@ class Emulator(kmock.KubernetesEmulator):
         except ApiError as exc:
             return _error(exc.status, exc.reason, exc.message, exc.details)
         return _error(405, "MethodNotAllowed", f"{method} is not supported on {request.url.path}")
+
+    def _note(self, request, res, method: str) -> None:
+        """Record (client, apiGroup, resource[/subresource], RBAC verb): what each client used."""
+        agent = (request.headers.get("User-Agent") or "unknown").split("/")[0]
+        watch = request.params.get("watch") in ("true", "1")
+        verb = {"GET": "watch" if watch else ("get" if request.name else "list"), "POST": "create",
+                "PATCH": "patch", "PUT": "update", "DELETE": "delete"}.get(method, method.lower())
+        resource = res.plural + (f"/{request.subresource}" if request.subresource and request.name else "")
+        self.used.add((agent, res.group, resource, verb))
 
     # --- reads ---------------------------------------------------------------------------
     async def _read(self, request):

@@ -103,6 +103,7 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
         _event(body, "Warning", reason, str(exc), _flipped(conditions, COND_RECOMMENDATION, reason))
         logger.warning("target of %s/%s: %s", namespace, name, exc)
         return {"target": False, "reason": reason}
+    metrics_ok = True
     try:
         client = memo.prometheus(parsed, namespace)
         queries = build_queries(parsed.deployment.engine, parsed.prometheus.selector,
@@ -110,6 +111,9 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
         window = max(parsed.refit_interval_s * 5, 300)
         start, step = now.timestamp() - window, parsed.prometheus.step_s
         throughput = _series(client.range(queries["throughput"], start, now.timestamp(), step))
+        if not throughput:
+            raise GarbageAnswer("the throughput query matched no series: check prometheus.selector and that the "
+                                "engine exports its metrics")
         batch = _series(client.range(queries["batch"], start, now.timestamp(), step))
         serving = _series(client.range(queries["replicas"], start, now.timestamp(), step)) \
             if queries.get("replicas") else None
@@ -117,20 +121,27 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
     except (PrometheusUnavailable, PrometheusQueryError, GarbageAnswer, ClusterError) as exc:
         reason = "SecretUnavailable" if isinstance(exc, ClusterError) else type(exc).__name__
         memo.metrics.query_failures.labels(reason).inc()
-        patch.status["conditions"] = set_condition(conditions, COND_METRICS, False, reason, str(exc), now,
-                                                   generation)
-        _event(body, "Warning", "MetricsUnavailable", f"{reason}: {exc}", _flipped(conditions, COND_METRICS, reason))
+        conditions = set_condition(conditions, COND_METRICS, False, reason, str(exc), now, generation)
+        _event(body, "Warning", "MetricsUnavailable", f"{reason}: {exc}",
+               _flipped(list(status.get("conditions") or []), COND_METRICS, reason))
         logger.warning("metrics unavailable for %s/%s: %s", namespace, name, exc)
-        return {"metrics": False, "reason": reason}
+        if status.get("recommendation") or parsed.demand_query:
+            # The last good recommendation stays; the next tick retries.
+            patch.status["conditions"] = conditions
+            return {"metrics": False, "reason": reason}
+        # Nothing published yet and the demand is in the spec: the prior alone still
+        # gives a recommendation, its confidence saying how much that is worth.
+        metrics_ok, throughput, batch, serving, demand, window = False, [], [], None, None, 0
     warmup_until = _parse_time(status["lastScaleTime"]).timestamp() + parsed.warmup_s \
         if status.get("lastScaleTime") else 0.0
-    if throughput and throughput[0][0] > start + step:
+    if throughput and throughput[0][0] > start + parsed.prometheus.step_s:
         # The series began inside the range (a new deployment, a restarted exporter): its
         # first rate window mixes in the start, so those samples are left out.
         warmup_until = max(warmup_until, throughput[0][0] + parsed.prometheus.rate_window_s)
     points = live_points(throughput, batch, ready, warmup_until, serving)
-    conditions = set_condition(conditions, COND_METRICS, True, "Scraped",
-                               f"{len(points)} live point(s) from the last {window}s", now, generation)
+    if metrics_ok:
+        conditions = set_condition(conditions, COND_METRICS, True, "Scraped",
+                                   f"{len(points)} live point(s) from the last {window}s", now, generation)
     score = status.get("scorecard")
     with memo.model_lock:  # the model's live state is shared; one refit at a time uses it
         if len(points) >= 2 and points[-1].at > float((score or {}).get("lastPointTime", 0)):
@@ -186,7 +197,7 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
     logger.info("refit %s/%s n=%d replicas=%s batch=%s conf=%s in %.0f ms (%s)", namespace, name, len(points),
                 (result.replicas or {}).get("target"), result.batch_size,
                 None if result.confidence is None else round(result.confidence, 2), 1000 * elapsed, why)
-    return {"metrics": True, "outcome": result.outcome, "scaled_to": replicas}
+    return {"metrics": metrics_ok, "outcome": result.outcome, "scaled_to": replicas}
 
 
 def cleanup(spec: kopf.Spec, meta: kopf.Meta, memo: Any, logger: logging.Logger | kopf.Logger, **_: Any) -> dict:

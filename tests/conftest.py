@@ -1,15 +1,18 @@
-"""Shared fixtures: real bundled benchmark data, a small fitted model, the example resources.
+"""Shared fixtures: real bundled benchmark data, a small fitted model, the example resources,
+and for the tiers with a real Prometheus a held-out truth curve with a model fitted without it.
 
 Nothing is faked here: the fixtures read the package's own copy of the public data and fit
 the real pipeline, made smaller (fewer trees, fewer annealing steps) only for speed.
 """
 
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
 from ala import ALA, load_benchmarks
+from ala.benchmarks import group_curves
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +30,23 @@ def examples():
     """The example LLMDeployment resources shipped in deploy/examples/."""
     folder = Path(__file__).resolve().parents[1] / "deploy" / "examples"
     return {p.stem: yaml.safe_load(p.read_text()) for p in sorted(folder.glob("*.yaml")) if p.name != "kustomization.yaml"}
+
+
+#: A measured curve (Meta-Llama-3-8B, one H100, vLLM, 1024/1024 tokens) used as the truth.
+TRUTH_CURVE = "335d81212b"
+
+
+@pytest.fixture(scope="session")
+def require_prometheus():
+    if not shutil.which("prometheus"):
+        pytest.skip("Prometheus is not installed: apt-get install prometheus (.ci/run does)")
+
+
+@pytest.fixture(scope="session")
+def held_out():
+    """(truth curve, a small model fitted without it)."""
+    from ala_operator.fleet import TrueCurve
+    table = load_benchmarks()
+    truth = TrueCurve.from_curves(group_curves(table), TRUTH_CURVE)
+    model = ALA(n_estimators=30, n_anneal=6, anneal_estimators=15, random_state=0)
+    return truth, model.fit(table[table["config_id"] != TRUTH_CURVE])

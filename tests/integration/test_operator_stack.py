@@ -120,7 +120,10 @@ def test_recommendation_is_published_in_status_annotations_and_metrics(record):
         assert meta["annotations"]["ala.io/recommended-replicas"] == str(rec["replicas"]["target"])
         assert meta["annotations"]["ala.io/recommended-batch-size"] == str(rec["batchSize"])
     assert record["replicas"]["watched"] == [2] * len(record["replicas"]["watched"])  # Recommend never scales
-    port = record["operator"].settings.metrics_port
+    settings = record["operator"].settings
+    health = urllib.request.urlopen(f"http://127.0.0.1:{settings.health_port}/healthz", timeout=5)
+    assert health.status == 200  # kopf's liveness endpoint, as the chart's probes use it
+    port = settings.metrics_port
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     assert 'ala_recommended_replicas{bound="target",name="watched",namespace="default"}' in text
     assert 'ala_live_ape_ratio{name="watched",namespace="default"}' in text
@@ -165,3 +168,38 @@ def test_deleting_a_resource_leaves_nothing_behind(record):
                    for k in (target["metadata"].get("annotations") or {}))
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     assert 'name="watched"' not in text
+
+
+def test_rbac_grants_what_the_operator_uses_and_nothing_else(record):
+    """RBAC derived from what the operator's code did against the API in this run (its
+    kopf and kubernetes-client requests, recorded by the emulator), not written by hand."""
+    if record["stack"].core is not record["stack"].api:
+        pytest.skip("requests are recorded by the emulator; the real-API run does not see ala.io calls")
+    import yaml
+
+    from ala_operator.spec import parse_spec
+    from pathlib import Path
+
+    stack, memo = record["stack"], record["operator"].memo
+    # The Secret code path (Prometheus credentials), through the operator's own factory.
+    stack.request("POST", f"/api/v1/namespaces/{NS}/secrets", {"metadata": {"name": "reader"}, "data": {"t": "eA=="}})
+    spec = dict(record["objects"]["cautious"]["spec"])
+    spec["prometheus"] = dict(spec["prometheus"], secretRef={"name": "reader", "tokenKey": "t"})
+    memo.prometheus(parse_spec(spec), NS)
+    used = {(group, resource, verb) for agent, group, resource, verb in stack.core.emulator.used
+            if agent in ("kopf", "OpenAPI-Generator")}
+    assert used, stack.core.emulator.used
+    root = Path(__file__).resolve().parents[2]
+    for source in (root / "deploy" / "operator.yaml",):
+        role = next(d for d in yaml.safe_load_all(source.read_text()) if d and d["kind"] == "ClusterRole")
+        granted = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+                   for v in rule["verbs"]}
+        missing = sorted(u for u in used if u not in granted and (u[0], u[1], "*") not in granted)
+        assert not missing, f"{source.name}: the operator used {missing} without a rule"
+        # Every grant is used, counting statefulsets as the same code path as deployments
+        # (any kind with a scale subresource) and events.k8s.io as the same Events.
+        same = {("apps", "statefulsets"): ("apps", "deployments"), ("apps", "statefulsets/scale"):
+                ("apps", "deployments/scale"), ("events.k8s.io", "events"): ("", "events")}
+        unused = sorted((g, r, v) for g, r, v in granted
+                        if (same.get((g, r), (g, r)) + (v,)) not in used)
+        assert not unused, f"{source.name} grants what the operator never used: {unused}"

@@ -95,3 +95,28 @@ def test_waits_for_the_refit_interval(small_model, prom, examples):
     out = refit(spec=examples["vllm-llama-8b"]["spec"], meta=META, status={"lastRefitTime": "2026-11-24T11:59:30Z"},
                 patch=patch, logger=LOG, memo=_memo(small_model, prom, FakeCluster()), now=NOW)
     assert out == {"skipped": "interval"} and not patch
+
+
+def test_no_series_is_garbage_and_keeps_the_last_recommendation(small_model, prom, examples):
+    prom.answers["/api/v1/query_range"] = [(200, {"status": "success", "data": {"resultType": "matrix",
+                                                                                 "result": []}})]
+    patch = kopf.Patch()
+    out = refit(spec=examples["vllm-llama-8b"]["spec"], meta=META, status={"recommendation": {"batchSize": 8}},
+                patch=patch, logger=LOG, memo=_memo(small_model, prom, FakeCluster()), now=NOW)
+    assert out == {"metrics": False, "reason": "GarbageAnswer"}
+    cond = {c["type"]: c for c in patch["status"]["conditions"]}["MetricsAvailable"]
+    assert "matched no series" in cond["message"] and "recommendation" not in patch["status"]
+
+
+def test_first_refit_without_metrics_recommends_from_the_prior_and_says_so(small_model, examples):
+    cluster = FakeCluster()
+    memo = SimpleNamespace(model=small_model, model_lock=threading.Lock(), metrics=OperatorMetrics(), cluster=cluster,
+                           prometheus=lambda spec, ns: PrometheusClient("http://127.0.0.1:9", retries=0))
+    patch = kopf.Patch()
+    out = refit(spec=examples["vllm-llama-8b"]["spec"], meta=META, status={}, patch=patch, logger=LOG, memo=memo,
+                now=NOW)
+    assert out["metrics"] is False and out["outcome"] == "ok"
+    status = patch["status"]
+    assert status["recommendation"]["livePoints"] == 0 and status["recommendation"]["replicas"]["target"] >= 1
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conditions["MetricsAvailable"] == "False" and conditions["RecommendationProvided"] == "True"

@@ -1,0 +1,66 @@
+"""Bad resources: any mangled spec gets a SpecError naming a field with a CamelCase reason
+(never another exception), and the handler's condition leaves the stored recommendation
+where it was."""
+
+import copy
+import logging
+import re
+
+import kopf
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ala_operator.handlers import check_spec
+from ala_operator.spec import SpecError, parse_spec
+
+pytestmark = pytest.mark.faults
+
+junk = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True),
+                 st.text(max_size=12), st.lists(st.integers(), max_size=3),
+                 st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))
+PATHS = ["model", "hardware", "hardware.accelerator", "hardware.acceleratorsPerReplica", "engine", "engine.name",
+         "engine.precision", "engine.maxBatchSize", "workload", "workload.inputTokens", "workload.outputTokens",
+         "demand", "demand.tokensPerSecond", "demand.requestsPerSecond", "demand.query", "slo",
+         "slo.maxInterTokenLatencyMs", "slo.maxRequestLatencySeconds", "prometheus", "prometheus.url",
+         "prometheus.selector", "prometheus.timeoutSeconds", "prometheus.stepSeconds", "prometheus.queries",
+         "policy", "policy.mode", "policy.minReplicas", "policy.maxReplicas", "policy.confidenceLevel",
+         "policy.headroom", "policy.maxStep", "policy.refitIntervalSeconds", "cost.acceleratorPricePerHour",
+         "targetRef", "targetRef.name", "targetRef.kind"]
+STORED = {"recommendation": {"replicas": {"target": 7}, "batchSize": 64}, "scorecard": {"ape": 0.02}}
+
+
+def _set(spec, path, value):
+    node = spec
+    parts = path.split(".")
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = value
+
+
+@settings(max_examples=400, deadline=None)
+@given(changes=st.lists(st.tuples(st.sampled_from(PATHS), junk), min_size=1, max_size=4))
+def test_mangled_specs_fail_with_a_named_field_or_parse(examples, changes):
+    spec = copy.deepcopy(examples["vllm-llama-8b"]["spec"])
+    for path, value in changes:
+        _set(spec, path, value)
+    try:
+        parse_spec(spec)
+    except SpecError as exc:
+        assert re.fullmatch(r"[A-Z][A-Za-z]+", exc.reason), exc.reason
+        assert str(exc).startswith("spec."), str(exc)
+    patch = kopf.Patch()
+    out = check_spec(spec=spec, meta={"generation": 3}, status=copy.deepcopy(STORED), patch=patch,
+                     logger=logging.getLogger("test"))
+    assert set(patch["status"]) == {"conditions", "observedGeneration"}  # nothing stored is touched
+    cond = patch["status"]["conditions"][0]
+    assert cond["type"] == "SpecValid" and cond["status"] == ("True" if out["valid"] else "False")
+
+
+@settings(max_examples=100, deadline=None)
+@given(spec=junk)
+def test_a_spec_that_is_not_an_object(spec):
+    with pytest.raises(SpecError):
+        parse_spec(spec)
