@@ -1,4 +1,4 @@
-"""Reconcile benchmark: refit and publish for N resources, over real HTTP.
+"""Reconcile benchmark and soak: refit and publish for N resources, over real HTTP.
 
 Each resource is read from the API emulator, refitted by the operator's own ``refit``
 (Prometheus answers come from a loopback server replaying a real-shaped range answer,
@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import tempfile
 import resource
 import statistics
 import threading
 import time
 import urllib.parse
 import urllib.request
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import kopf
+import numpy as np
 
 from .app import build_memo
 from .constants import GROUP, PLURAL, VERSION
@@ -31,25 +35,28 @@ from .settings import Settings
 
 
 class _RangeAnswers:
-    """A loopback Prometheus API answering every range query with a 10-point series."""
+    """A loopback Prometheus API answering range queries with a series over the asked
+    range (so simulated time can move), as a summed vLLM query would come back."""
 
     def __init__(self):
-        now = time.time()
-
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - http.server's naming
-                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).get("query", [""])[0]
+                params = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                query = params.get("query", [""])[0]
+                end = float(params.get("end", [time.time()])[0])
+                start = float(params.get("start", [end - 300])[0])
+                step = float(params.get("step", [30])[0])
+                stamps = [start + step * k for k in range(1, int((end - start) // step) + 1)]
                 if "generation_tokens" in query:
-                    values = [[now - 300 + 30 * i, str(2000 + 40 * i)] for i in range(10)]
+                    values = [[t, str(2000 + 400 * math.sin(t / 600))] for t in stamps]
                 elif "count(" in query:
-                    values = [[now - 300 + 30 * i, "2"] for i in range(10)]
+                    values = [[t, "2"] for t in stamps]
                 else:
-                    values = [[now - 300 + 30 * i, str(20 + i)] for i in range(10)]
-                body = json.dumps({"status": "success", "data": {"resultType": "matrix",
-                                                                 "result": [{"metric": {}, "values": values}]}})
-                raw = body.encode()
+                    values = [[t, str(20 + 4 * math.sin(t / 600))] for t in stamps]
+                raw = json.dumps({"status": "success", "data": {"resultType": "matrix",
+                                                                "result": [{"metric": {}, "values": values}]}}).encode()
                 self.send_response(200)
-                self.send_header("Content-Type")
+                self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
                 self.wfile.write(raw)
@@ -75,52 +82,109 @@ def _request(url: str, method: str, body=None) -> dict:
     return data
 
 
+class _Bench:
+    """N resources (and their target Deployments) in the emulator, refitted over HTTP."""
+
+    def __init__(self, api, prom, model):
+        path = api.write_kubeconfig(Path(tempfile.mkdtemp(prefix="ala-bench-")) / "kubeconfig")
+        os.environ["KUBECONFIG"] = str(path)
+        self.memo = build_memo(Settings(), model=model, cluster=KubeCluster.from_environment())
+        self.api, self.prom = api, prom
+        self.base = f"{api.url}/apis/{GROUP}/{VERSION}/namespaces/bench/{PLURAL}"
+        self.log = logging.getLogger("ala_operator.bench")
+        self.failures = 0
+
+    def create(self, prefix: str, n: int) -> list[str]:
+        names = []
+        for i in range(n):
+            name = f"{prefix}-{i:05d}"
+            _request(f"{self.api.url}/apis/apps/v1/namespaces/bench/deployments", "POST",
+                     {"metadata": {"name": name}, "spec": {"replicas": 2}})
+            _request(f"{self.api.url}/apis/apps/v1/namespaces/bench/deployments/{name}/status", "PATCH",
+                     {"status": {"readyReplicas": 2, "replicas": 2}})
+            _request(self.base, "POST", {"metadata": {"name": name}, "spec": {
+                "targetRef": {"name": name}, "model": "meta-llama/Llama-3.1-8B-Instruct",
+                "hardware": {"accelerator": "H100"}, "engine": {"name": "vllm"},
+                "workload": {"inputTokens": 1024, "outputTokens": 256},
+                "demand": {"tokensPerSecond": 20000 + 10 * i}, "slo": {"maxInterTokenLatencyMs": 50},
+                "prometheus": {"url": self.prom.url}}})
+            names.append(name)
+        return names
+
+    def refit(self, name: str, now: datetime) -> float:
+        """Read, refit and write back one resource; seconds taken."""
+        started = time.perf_counter()
+        obj = _request(f"{self.base}/{name}", "GET")
+        patch = kopf.Patch()
+        out = refit(spec=obj["spec"], meta=obj["metadata"], status=obj.get("status") or {}, patch=patch,
+                    logger=self.log, memo=self.memo, now=now)
+        if not out.get("metrics", True) or out.get("skipped"):
+            self.failures += 1
+        if patch.get("status"):
+            _request(f"{self.base}/{name}/status", "PATCH", {"status": dict(patch["status"])})
+        if patch.get("metadata"):
+            _request(f"{self.base}/{name}", "PATCH", {"metadata": dict(patch["metadata"])})
+        return time.perf_counter() - started
+
+
+def _percentiles(times: list[float]) -> dict:
+    times = sorted(times)
+    return {"per_resource_ms_median": round(1000 * statistics.median(times), 1),
+            "per_resource_ms_p95": round(1000 * times[int(0.95 * (len(times) - 1))], 1)}
+
+
 def reconcile_benchmark(counts=(100, 1000), model=None, stream=print) -> list[dict]:
+    """Refit and publish each of N resources once, for each N."""
     logging.getLogger("ala_operator").setLevel(logging.WARNING)
     prom = _RangeAnswers()
     results = []
     with EmulatorServer(("bench",)) as api:
-        path = api.write_kubeconfig(f"/tmp/ala-bench-kubeconfig-{api.url.rsplit(':', 1)[1]}")
-        os.environ["KUBECONFIG"] = str(path)
-        memo = build_memo(Settings(), model=model, cluster=KubeCluster.from_environment())
-        log = logging.getLogger("ala_operator.bench")
-        base = f"{api.url}/apis/{GROUP}/{VERSION}/namespaces/bench/{PLURAL}"
+        bench = _Bench(api, prom, model)
         for n in counts:
-            for i in range(n):
-                name = f"r{n}-{i:05d}"
-                _request(f"{api.url}/apis/apps/v1/namespaces/bench/deployments", "POST",
-                         {"metadata": {"name": name}, "spec": {"replicas": 2}, "status": {}})
-                _request(f"{api.url}/apis/apps/v1/namespaces/bench/deployments/{name}/status", "PATCH",
-                         {"status": {"readyReplicas": 2, "replicas": 2}})
-                _request(base, "POST", {"metadata": {"name": name}, "spec": {
-                    "targetRef": {"name": name}, "model": "meta-llama/Llama-3.1-8B-Instruct",
-                    "hardware": {"accelerator": "H100"}, "engine": {"name": "vllm"},
-                    "workload": {"inputTokens": 1024, "outputTokens": 256},
-                    "demand": {"tokensPerSecond": 20000 + 10 * i}, "slo": {"maxInterTokenLatencyMs": 50},
-                    "prometheus": {"url": prom.url}}})
-            rss_before = _rss_mb()
-            times = []
+            names = bench.create(f"r{n}", n)
+            rss_before, bench.failures = _rss_mb(), 0
             started = time.perf_counter()
-            for i in range(n):
-                name = f"r{n}-{i:05d}"
-                t0 = time.perf_counter()
-                obj = _request(f"{base}/{name}", "GET")
-                patch = kopf.Patch()
-                refit(spec=obj["spec"], meta=obj["metadata"], status=obj.get("status") or {}, patch=patch,
-                      logger=log, memo=memo, now=datetime.now(timezone.utc))
-                if patch.get("status"):
-                    _request(f"{base}/{name}/status", "PATCH", {"status": dict(patch["status"])})
-                if patch.get("metadata"):
-                    _request(f"{base}/{name}", "PATCH", {"metadata": dict(patch["metadata"])})
-                times.append(time.perf_counter() - t0)
+            times = [bench.refit(name, datetime.now(timezone.utc)) for name in names]
             wall = time.perf_counter() - started
-            times.sort()
-            row = {"resources": n, "wall_s": round(wall, 2), "per_resource_ms_median": round(
-                1000 * statistics.median(times), 1), "per_resource_ms_p95": round(1000 * times[int(0.95 * (n - 1))], 1),
-                "refits_per_s": round(n / wall, 1),
-                "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                "rss_before_mb": rss_before, "rss_after_mb": _rss_mb()}
+            row = {"resources": n, "wall_s": round(wall, 2), **_percentiles(times),
+                   "refits_per_s": round(n / wall, 1), "failed_refits": bench.failures,
+                   "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                   "rss_before_mb": rss_before, "rss_after_mb": _rss_mb()}
             results.append(row)
             stream(json.dumps(row))
     prom.server.shutdown()
+    prom.server.server_close()
     return results
+
+
+def soak(resources: int = 1000, minutes: float = 30.0, model=None, interval_s: int = 60, stream=print) -> dict:
+    """N resources refitting every ``interval_s`` of simulated time for ``minutes``:
+    refits per second, p50/p95 per refit, peak memory, and whether memory stays flat
+    (RSS growth per cycle over the second half of the run)."""
+    logging.getLogger("ala_operator").setLevel(logging.WARNING)
+    prom = _RangeAnswers()
+    with EmulatorServer(("bench",)) as api:
+        bench = _Bench(api, prom, model)
+        names = bench.create("s", resources)
+        t0 = datetime.now(timezone.utc)
+        cycles = max(1, int(minutes * 60 // interval_s))
+        times, rss = [], []
+        started = time.perf_counter()
+        for cycle in range(cycles):
+            now = t0 + timedelta(seconds=cycle * interval_s)
+            times += [bench.refit(name, now) for name in names]
+            rss.append(_rss_mb())
+            stream(json.dumps({"cycle": cycle + 1, "of": cycles, "simulated_minute": round(cycle * interval_s / 60, 1),
+                               "rss_mb": rss[-1]}))
+        wall = time.perf_counter() - started
+    prom.server.shutdown()
+    prom.server.server_close()
+    half = rss[len(rss) // 2:]
+    slope = float(np.polyfit(range(len(half)), half, 1)[0]) if len(half) >= 2 else 0.0
+    row = {"resources": resources, "simulated_minutes": minutes, "refits": len(times),
+           "failed_refits": bench.failures, "wall_s": round(wall, 1), "refits_per_s": round(len(times) / wall, 1),
+           **_percentiles(times), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+           "rss_first_cycle_mb": rss[0], "rss_last_cycle_mb": rss[-1],
+           "rss_growth_mb_per_cycle_second_half": round(slope, 3)}
+    stream(json.dumps(row))
+    return row

@@ -38,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="reconcile benchmark: refit and publish N resources over real HTTP")
     bench.add_argument("--resources", default="100,1000", help="comma-separated resource counts (default 100,1000)")
     bench.add_argument("--model-file", help="a saved model (default: fit the bundled data)")
+    soak = sub.add_parser("soak", help="N resources refitting over simulated time: latency and memory figures")
+    soak.add_argument("--resources", type=int, default=1000)
+    soak.add_argument("--minutes", type=float, default=30.0, help="simulated minutes (a refit per resource per minute)")
+    soak.add_argument("--model-file", help="a saved model (default: fit the bundled data)")
     rep = sub.add_parser("replay", help="replay real request traces against scaling policies (decision quality)")
     rep.add_argument("--trace", help="a trace CSV (timestamp_s,input_tokens,output_tokens) or a bundled one: conv, "
                                       "code (default: both)")
@@ -60,6 +64,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "replay":
             from .replay_report import main_replay
             return main_replay(args)
+        if args.command == "soak":
+            from .app import fitted_model
+            from .bench import soak as run_soak
+            if args.resources < 1 or args.minutes <= 0:
+                raise ValueError("--resources must be at least 1 and --minutes positive")
+            run_soak(args.resources, args.minutes, model=fitted_model(Settings(model_file=args.model_file)))
+            return 0
         if args.command == "bench":
             from .bench import reconcile_benchmark
             counts = [int(n) for n in args.resources.split(",")]
