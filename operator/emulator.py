@@ -16,7 +16,6 @@ import asyncio
 import copy
 import itertools
 import json
-import re
 import secrets
 import threading
 import uuid
@@ -126,9 +125,6 @@ class Emulator(kmock.KubernetesEmulator):
         super().__attrs_post_init__()
         self._rv = itertools.count(1)
         self.used: set[tuple[str, str, str, str]] = set()
-        # Fault injection for the faults tier: (method, path regex, status, times left).
-        self.failures: list[list] = []
-        self._watch_tasks: set[asyncio.Task] = set()
         self._subresources: dict[Any, tuple[str, ...]] = {}
         self._kinds: dict[Any, str] = {}
         for key, (kind, namespaced, subresources) in CORE.items():
@@ -192,10 +188,6 @@ class Emulator(kmock.KubernetesEmulator):
             return await super()._handle(request)
         method = str(request.method.value if hasattr(request.method, "value") else request.method).upper()
         self._note(request, res, method)
-        for rule in self.failures:
-            if rule[3] > 0 and rule[0] == method and re.search(rule[1], request.url.path):
-                rule[3] -= 1
-                return _error(rule[2], "InjectedFault", f"injected {rule[2]} for {method} {request.url.path}")
         try:
             if request.subresource == "scale" and request.name:
                 return await self._scale(request, method)
@@ -277,26 +269,11 @@ class Emulator(kmock.KubernetesEmulator):
                 if wanted(event.get("object") or {}):
                     await response.write(json.dumps(event).encode() + b"\n")
 
-        task = asyncio.ensure_future(asyncio.wait_for(stream(), timeout))
-        self._watch_tasks.add(task)
         try:
-            await task
-        except (asyncio.TimeoutError, ConnectionResetError, asyncio.CancelledError):
-            pass  # timed out, the client left, or cut_watches() ended it
-        finally:
-            self._watch_tasks.discard(task)
+            await asyncio.wait_for(stream(), timeout)
+        except (asyncio.TimeoutError, ConnectionResetError):
+            pass
         return response
-
-    def fail(self, method: str, path_regex: str, status: int, times: int) -> None:
-        """Answer the next ``times`` matching requests with ``status`` (faults tier)."""
-        self.failures.append([method.upper(), path_regex, status, times])
-
-    async def cut_watches(self) -> int:
-        """End every open watch stream mid-way, as a load balancer or a restart would."""
-        tasks = list(self._watch_tasks)
-        for task in tasks:
-            task.cancel()
-        return len(tasks)
 
     def _get(self, res, namespace, name) -> dict:
         key = (res, namespace, name)

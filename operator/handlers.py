@@ -1,14 +1,12 @@
 """kopf handlers: thin wrappers that parse, fetch, compute with pure functions, publish.
 
-``check_spec`` validates on create, update and resume; ``refit`` is the timer's body
-(``refit_timer`` writes its patch);
+``check_spec`` validates on create, update and resume; ``refit`` is the timer's body;
 ``cleanup`` removes what the operator put on the target and in its metrics. ``register``
 adds them to a kopf registry (the ``ala-operator`` command does this at start).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from datetime import datetime, timezone
@@ -29,22 +27,12 @@ def register(registry: kopf.OperatorRegistry, timer_seconds: float = 10.0) -> ko
     """Add the handlers to ``registry``; the timer ticks every ``timer_seconds`` and the
     refit itself honours each resource's ``policy.refitIntervalSeconds``."""
     resource = (GROUP, VERSION, PLURAL)
-    spec_handler = _silent(check_spec)
     for on in (kopf.on.resume, kopf.on.create):
-        on(*resource, registry=registry)(spec_handler)
-    kopf.on.update(*resource, field="spec", registry=registry)(spec_handler)
-    kopf.timer(*resource, interval=timer_seconds, initial_delay=1.0, registry=registry)(_silent(refit_timer))
-    kopf.on.delete(*resource, registry=registry)(_silent(cleanup))
+        on(*resource, registry=registry)(check_spec)
+    kopf.on.update(*resource, field="spec", registry=registry)(check_spec)
+    kopf.timer(*resource, interval=timer_seconds, initial_delay=1.0, registry=registry)(refit)
+    kopf.on.delete(*resource, registry=registry)(cleanup)
     return registry
-
-
-def _silent(handler):
-    """The handler without its return value: kopf would store it in ``status.<handler>``
-    (clutter in what users read, and one more status patch that can fail)."""
-    @functools.wraps(handler)
-    def wrapper(**kwargs: Any) -> None:
-        handler(**kwargs)
-    return wrapper
 
 
 def check_spec(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
@@ -210,26 +198,6 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
                 (result.replicas or {}).get("target"), result.batch_size,
                 None if result.confidence is None else round(result.confidence, 2), 1000 * elapsed, why)
     return {"metrics": metrics_ok, "outcome": result.outcome, "scaled_to": replicas}
-
-
-def refit_timer(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
-                logger: logging.Logger | kopf.Logger, memo: Any, body: kopf.Body | None = None, **_: Any) -> dict:
-    """The timer: ``refit``, its patch written by our client rather than kopf's.
-
-    kopf's timer runner stops for good when its own patch is refused (a 409 or 422 on the
-    status subresource ends the resource's timer until the operator restarts); writing
-    the patch here retries conflicts and server errors, and a refusal becomes a
-    TemporaryError the next tick recovers from.
-    """
-    own = kopf.Patch()
-    out = refit(spec=spec, meta=meta, status=status, patch=own, logger=logger, memo=memo, body=body)
-    if own:
-        try:
-            memo.cluster.patch_resource(meta.get("namespace", ""), meta.get("name", ""), own)
-        except ClusterError as exc:
-            memo.metrics.refit_errors.labels("StatusPatchFailed").inc()
-            raise kopf.TemporaryError(f"could not write the status: {exc}", delay=5) from exc
-    return out
 
 
 def cleanup(spec: kopf.Spec, meta: kopf.Meta, memo: Any, logger: logging.Logger | kopf.Logger, **_: Any) -> dict:
