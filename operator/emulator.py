@@ -255,7 +255,8 @@ class Emulator(kmock.KubernetesEmulator):
                     and label_match(meta.get("labels") or {}, selector))
 
         async def stream():
-            async with self._lock:
+            async with self._lock:  # the mark and the snapshot together: no event falls between them
+                mark = await self._buses[res].mark()
                 current = [obj.raw for (r, _, _), obj in list(self._objects.items()) if r == res and not obj.deleted]
             for obj in current:
                 if wanted(obj):
@@ -265,7 +266,7 @@ class Emulator(kmock.KubernetesEmulator):
                             "metadata": {"resourceVersion": str(self._peek_rv()),
                                          "annotations": {"k8s.io/initial-events-end": "true"}}}
                 await response.write(json.dumps({"type": "BOOKMARK", "object": bookmark}).encode() + b"\n")
-            async for event in self._buses[res]:
+            async for event in mark:
                 if wanted(event.get("object") or {}):
                     await response.write(json.dumps(event).encode() + b"\n")
 
