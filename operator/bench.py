@@ -21,14 +21,14 @@ import urllib.parse
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import kopf
 import numpy as np
 
 from .app import build_memo
 from .constants import GROUP, PLURAL, VERSION
-from .emulator import EmulatorServer, request_json
+from .emulator import EmulatorServer, QuietHandler, request_json
 from .handlers import refit
 from .kube import KubeCluster
 from .settings import Settings
@@ -39,7 +39,7 @@ class _RangeAnswers:
     range (so simulated time can move), as a summed vLLM query would come back."""
 
     def __init__(self):
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self):  # noqa: N802 - http.server's naming
                 params = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
                 query = params.get("query", [""])[0]
@@ -53,16 +53,8 @@ class _RangeAnswers:
                     values = [[t, "2"] for t in stamps]
                 else:
                     values = [[t, str(20 + 4 * math.sin(t / 600))] for t in stamps]
-                raw = json.dumps({"status": "success", "data": {"resultType": "matrix",
-                                                                "result": [{"metric": {}, "values": values}]}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, *args):
-                pass
+                self.reply(200, {"status": "success", "data": {"resultType": "matrix",
+                                                               "result": [{"metric": {}, "values": values}]}})
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"

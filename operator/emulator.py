@@ -20,6 +20,7 @@ import secrets
 import threading
 import uuid
 from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -446,6 +447,22 @@ class Emulator(kmock.KubernetesEmulator):
             "status": {"replicas": int(obj.get("status", {}).get("replicas", 0)),
                        "selector": ",".join(f"{k}={v}" for k, v in sorted(selector.items()))},
         })
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A loopback HTTP handler (fleet metrics, stand-in Prometheus answers) that answers
+    with one call and does not log every request."""
+
+    def reply(self, status: int, body: bytes | dict | list, content_type: str = "application/json") -> None:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, *args) -> None:
+        pass
 
 
 def request_json(base_url: str, method: str, path: str, body=None, timeout: float = 10.0) -> tuple[int, dict]:

@@ -14,7 +14,7 @@ import threading
 import time
 import urllib.error
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Callable
 
 import numpy as np
@@ -22,7 +22,7 @@ import numpy as np
 from ala.benchmarks import CurveSet
 from ala.throughput import ThroughputCurve
 
-from .emulator import request_json
+from .emulator import QuietHandler, request_json
 
 #: Metric names per engine: tokens counter, running-batch gauge, requests counter,
 #: prompt-token sum/count, generated-token sum/count (None: not exported).
@@ -139,20 +139,12 @@ class Fleet:
         self._started = time.time()
         fleet = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self):  # noqa: N802 - http.server's naming
                 if self.path.split("?")[0] != "/metrics":
                     self.send_error(404)
                     return
-                body = fleet.exposition().encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
+                self.reply(200, fleet.exposition().encode(), "text/plain; version=0.0.4")
 
         self.server = ThreadingHTTPServer((address, port), Handler)
         self.port = self.server.server_address[1]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .fleet import TrueCurve
-from .refit import live_points, recommend, scale_decision, scorecard
+from .refit import live_points, live_table, recommend, scale_decision, scorecard
 from .spec import parse_spec
 
 TRACES = Path(__file__).resolve().parent / "traces"
@@ -139,7 +139,7 @@ class Fleet:
                     current -= 1
 
     def step(self, now: float, dt: float, arrivals: np.ndarray, out_tokens: np.ndarray,
-             wait_start: np.ndarray, first_token: np.ndarray, decode_time: np.ndarray, done: np.ndarray) -> tuple:
+             first_token: np.ndarray, decode_time: np.ndarray, done: np.ndarray) -> tuple:
         """Advance one step; returns (tokens generated, running sum, serving replicas)."""
         self.queue.extend(arrivals.tolist())
         n = len(self.ready_at)
@@ -223,7 +223,6 @@ def replay(s: Scenario, policy: str, model=None, seed: int = 0, truth: TrueCurve
     out_tokens = trace["output_tokens"].to_numpy()
     n_req = len(trace)
     first_token, decode_time, done = np.full(n_req, np.nan), np.zeros(n_req), np.full(n_req, np.nan)
-    wait_start = arrivals_at
     peak_need = int(math.ceil(demand.max() / capacity))
     if policy == "static":
         fleet.scale_to(peak_need, 0.0, ready_now=True)
@@ -275,7 +274,7 @@ def replay(s: Scenario, policy: str, model=None, seed: int = 0, truth: TrueCurve
                 out.scaling_actions += 1
         if now == warm:
             fleet.gpu_seconds, out.scaling_actions = 0.0, 0
-        generated, running, serving = fleet.step(now, 1.0, ids, out_tokens, wait_start, first_token, decode_time, done)
+        generated, running, serving = fleet.step(now, 1.0, ids, out_tokens, first_token, decode_time, done)
         samples.append((now, generated, running, serving))
         if now >= warm:
             replicas_series.append(len(fleet.ready_at))
@@ -340,7 +339,7 @@ def _ala_refit(model, spec, samples, trace, arrivals_at, now, desired, score, la
     demand = float(per_minute.max()) + backlog
     if len(points) >= 2:
         before = model.predict_interval(spec.deployment.query([points[-1].batch]), spec.policy.confidence_level,
-                                        live=_live(spec, points[:-1]))
+                                        live=live_table(spec, points[:-1]))
         row = before.iloc[0]
         score = scorecard(score, row["point"], row["lower"], row["upper"], points[-1].throughput)
     plan = recommend(model, spec, max(demand, 1.0), points)
@@ -349,11 +348,6 @@ def _ala_refit(model, spec, samples, trace, arrivals_at, now, desired, score, la
     replicas, _why = scale_decision(spec, plan, desired, last, when)
     chosen = int(plan.batch_size) if plan.batch_size else None
     return replicas, score, (now if replicas is not None else last_scaled), chosen
-
-
-def _live(spec, points):
-    from .refit import live_table
-    return live_table(spec, points)
 
 
 def default_scenarios() -> list[Scenario]:
@@ -382,4 +376,4 @@ def run_scenario(s: Scenario, policies=POLICIES, model=None, curves=None, seed: 
     return rows
 
 
-__all__ = ["Scenario", "replay", "run_scenario", "default_scenarios", "load_trace", "POLICIES", "replace"]
+__all__ = ["Scenario", "replay", "run_scenario", "default_scenarios", "load_trace", "POLICIES"]

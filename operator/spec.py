@@ -6,6 +6,7 @@ turns it into ``SpecValid=False`` without touching the rest of the status.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -97,11 +98,17 @@ def _text(spec: Mapping, path: str, default: str | None = None, required: bool =
     return value
 
 
+@functools.lru_cache(maxsize=1)
+def _bundled_catalog() -> Catalog:
+    # Read once: every refit and spec check parses a spec, and the bundled files do not change.
+    return Catalog.load()
+
+
 def parse_spec(spec: Mapping[str, Any], catalog: Catalog | None = None) -> LLMDeploymentSpec:
     """Read and check a resource's ``spec``; raises ``SpecError`` on the first problem."""
     if not isinstance(spec, Mapping):
         raise SpecError("", "NotAnObject", "spec must be an object")
-    catalog = catalog or Catalog.load()
+    catalog = catalog or _bundled_catalog()
     model = _text(spec, "model", required=True)
     accelerator = _text(spec, "hardware.accelerator", required=True)
     try:

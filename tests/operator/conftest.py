@@ -6,12 +6,13 @@ failures a real server gives: 500s, timeouts, NaN), because a real Prometheus ca
 made to misbehave on cue; the integration tier uses the real server.
 """
 
-import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
+
+from ala_operator.emulator import QuietHandler
 
 
 
@@ -29,7 +30,7 @@ class Recorded:
 def prom():
     recorded = Recorded()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self):  # noqa: N802 - http.server's naming
             path = self.path.split("?")[0]
             recorded.requests.append((self.path, dict(self.headers)))
@@ -38,16 +39,7 @@ def prom():
             if answer[0] == "sleep":
                 time.sleep(answer[1])
                 answer = (200, {"status": "success", "data": {"resultType": "vector", "result": []}})
-            status, body = answer
-            raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
-        def log_message(self, *args):
-            pass
+            self.reply(*answer)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

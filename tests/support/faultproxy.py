@@ -9,7 +9,9 @@ import socket
 import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from ala_operator.emulator import QuietHandler
 
 GARBAGE = {
     "nan": "NaN", "inf": "+Inf", "absurd": "1e15",
@@ -31,29 +33,19 @@ class FaultProxy:
     def up(self) -> None:
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self):  # noqa: N802 - http.server's naming
                 proxy.requests += 1
                 mode = proxy.mode
                 if mode == "slow":
                     time.sleep(proxy.slow_s)
                 if mode == "500":
-                    return self._send(500, b'{"status":"error","error":"injected"}')
+                    return self.reply(500, {"status": "error", "error": "injected"})
                 with urllib.request.urlopen(proxy.upstream + self.path, timeout=30) as r:
                     body = json.load(r)
                 if mode.startswith("garbage:"):
                     body = proxy.spoil(body, mode.split(":", 1)[1])
-                self._send(200, json.dumps(body).encode())
-
-            def _send(self, status, raw):
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, *args):
-                pass
+                self.reply(200, body)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
