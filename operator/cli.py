@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             settings = Settings.from_env()
+            logging.getLogger().setLevel(settings.log_level.upper())
             asyncio.run(_run(settings))
             return 0
         if args.command == "replay":

@@ -13,9 +13,11 @@ defaulting or pruning: the real-API tier covers those.
 from __future__ import annotations
 
 import asyncio
+import collections
 import copy
 import itertools
 import json
+import re
 import secrets
 import threading
 import uuid
@@ -34,6 +36,9 @@ from .constants import GROUP, KIND, PLURAL, VERSION
 REQUEST_LOG = 2000
 #: Events kept per namespace, oldest first out (a real cluster expires them after an hour).
 EVENTS_KEPT = 500
+#: Watch events kept per resource for watches resuming from a resourceVersion; older
+#: versions get 410 Gone, as a real server's compacted etcd history would answer.
+WATCH_HISTORY = 5000
 
 CORE = {  # resource -> (kind, namespaced, subresources)
     "v1/namespaces": ("Namespace", False, ()),
@@ -126,6 +131,12 @@ class Emulator(kmock.KubernetesEmulator):
         super().__attrs_post_init__()
         self._rv = itertools.count(1)
         self.used: set[tuple[str, str, str, str]] = set()
+        # Fault injection for the faults tier: (method, path regex, status, times left).
+        self.failures: list[list] = []
+        self._watch_tasks: set[asyncio.Task] = set()
+        self._history: dict[Any, collections.deque] = collections.defaultdict(
+            lambda: collections.deque(maxlen=WATCH_HISTORY))
+        self._forgotten_rv: dict[Any, int] = collections.defaultdict(int)
         self._subresources: dict[Any, tuple[str, ...]] = {}
         self._kinds: dict[Any, str] = {}
         for key, (kind, namespaced, subresources) in CORE.items():
@@ -173,13 +184,13 @@ class Emulator(kmock.KubernetesEmulator):
                 await response.write(json.dumps({"type": "ADDED", "object": item}).encode() + b"\n")
             if raw_request.query.get("sendInitialEvents") == "true":
                 bookmark = {"apiVersion": "v1", "kind": "Namespace", "metadata": {
-                    "resourceVersion": str(self._peek_rv()), "annotations": {"k8s.io/initial-events-end": "true"}}}
+                    "resourceVersion": str(self._latest_rv()), "annotations": {"k8s.io/initial-events-end": "true"}}}
                 await response.write(json.dumps({"type": "BOOKMARK", "object": bookmark}).encode() + b"\n")
             timeout = float(raw_request.query.get("timeoutSeconds", 300))
             await asyncio.sleep(timeout)  # namespaces never change here
             return response
         return aiohttp.web.json_response({"apiVersion": "v1", "kind": "NamespaceList",
-                                          "metadata": {"resourceVersion": str(self._peek_rv())}, "items": items})
+                                          "metadata": {"resourceVersion": str(self._latest_rv())}, "items": items})
 
     async def _handle(self, request):  # noqa: C901 - one switch over the API's verbs
         if len(self._requests) > REQUEST_LOG:
@@ -189,6 +200,10 @@ class Emulator(kmock.KubernetesEmulator):
             return await super()._handle(request)
         method = str(request.method.value if hasattr(request.method, "value") else request.method).upper()
         self._note(request, res, method)
+        for rule in self.failures:
+            if rule[3] > 0 and rule[0] == method and re.search(rule[1], request.url.path):
+                rule[3] -= 1
+                return _error(rule[2], "InjectedFault", f"injected {rule[2]} for {method} {request.url.path}")
         try:
             if request.subresource == "scale" and request.name:
                 return await self._scale(request, method)
@@ -236,8 +251,9 @@ class Emulator(kmock.KubernetesEmulator):
                 if field_selector and not _field_match(raw, field_selector):
                     continue
                 items.append(raw)
+            version = self._latest_rv()  # with the snapshot: a watch from it misses nothing
         return aiohttp.web.json_response({"apiVersion": self._api_version(res), "kind": self._kinds[res] + "List",
-                                          "metadata": {"resourceVersion": str(self._peek_rv())}, "items": items})
+                                          "metadata": {"resourceVersion": str(version)}, "items": items})
 
     async def _watch(self, request):
         """A watch as a real server streams it: JSON lines, label selectors, and with
@@ -255,27 +271,58 @@ class Emulator(kmock.KubernetesEmulator):
                     and (not request.name or meta.get("name") == request.name)
                     and label_match(meta.get("labels") or {}, selector))
 
+        since = request.params.get("resourceVersion") or ""
+        resume = not initial and since not in ("", "0")
+
+        async def send(event: dict) -> None:
+            await response.write(json.dumps(event).encode() + b"\n")
+
         async def stream():
             async with self._lock:  # the mark and the snapshot together: no event falls between them
                 mark = await self._buses[res].mark()
-                current = [obj.raw for (r, _, _), obj in list(self._objects.items()) if r == res and not obj.deleted]
-            for obj in current:
-                if wanted(obj):
-                    await response.write(json.dumps({"type": "ADDED", "object": obj}).encode() + b"\n")
+                if resume:
+                    if not since.isdigit() or int(since) < self._forgotten_rv[res]:
+                        gone = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Expired",
+                                "code": 410, "message": f"too old resource version: {since}"}
+                        await send({"type": "ERROR", "object": gone})
+                        return
+                    current = [event for rv, event in self._history[res] if rv > int(since)]
+                else:
+                    current = [{"type": "ADDED", "object": obj.raw}
+                               for (r, _, _), obj in list(self._objects.items()) if r == res and not obj.deleted]
+                version = self._latest_rv()
+            for event in current:  # a resumed watch replays what it missed; a new one starts from now
+                if wanted(event["object"]):
+                    await send(event)
             if initial:
                 bookmark = {"apiVersion": self._api_version(res), "kind": self._kinds[res],
-                            "metadata": {"resourceVersion": str(self._peek_rv()),
+                            "metadata": {"resourceVersion": str(version),
                                          "annotations": {"k8s.io/initial-events-end": "true"}}}
-                await response.write(json.dumps({"type": "BOOKMARK", "object": bookmark}).encode() + b"\n")
+                await send({"type": "BOOKMARK", "object": bookmark})
             async for event in mark:
                 if wanted(event.get("object") or {}):
-                    await response.write(json.dumps(event).encode() + b"\n")
+                    await send(event)
 
+        task = asyncio.ensure_future(asyncio.wait_for(stream(), timeout))
+        self._watch_tasks.add(task)
         try:
-            await asyncio.wait_for(stream(), timeout)
-        except (asyncio.TimeoutError, ConnectionResetError):
-            pass
+            await task
+        except (asyncio.TimeoutError, ConnectionResetError, asyncio.CancelledError):
+            pass  # timed out, the client left, or cut_watches() ended it
+        finally:
+            self._watch_tasks.discard(task)
         return response
+
+    def fail(self, method: str, path_regex: str, status: int, times: int) -> None:
+        """Answer the next ``times`` matching requests with ``status`` (faults tier)."""
+        self.failures.append([method.upper(), path_regex, status, times])
+
+    async def cut_watches(self) -> int:
+        """End every open watch stream mid-way, as a load balancer or a restart would."""
+        tasks = list(self._watch_tasks)
+        for task in tasks:
+            task.cancel()
+        return len(tasks)
 
     def _get(self, res, namespace, name) -> dict:
         key = (res, namespace, name)
@@ -285,10 +332,11 @@ class Emulator(kmock.KubernetesEmulator):
         return self._objects[key].raw
 
     # --- writes --------------------------------------------------------------------------
-    def _peek_rv(self) -> int:
+    def _latest_rv(self) -> int:
+        """The newest resourceVersion given out (what a list or a bookmark reports)."""
         value = next(self._rv)
         self._rv = itertools.count(value)
-        return value
+        return value - 1
 
     def _stamp(self, body: dict, res, old: dict | None) -> dict:
         meta = body.setdefault("metadata", {})
@@ -314,10 +362,16 @@ class Emulator(kmock.KubernetesEmulator):
         a DELETED event carries the last state."""
         key = (res, namespace, name)
         if event == "DELETED":
+            body = copy.deepcopy(body)
+            body["metadata"]["resourceVersion"] = str(next(self._rv))  # a deletion is a change too
             if key in self._objects:
                 del self._objects[key]
         else:
             self._objects[key] = body
+        history = self._history[res]
+        if len(history) == history.maxlen:
+            self._forgotten_rv[res] = history[0][0]
+        history.append((int(body["metadata"]["resourceVersion"]), {"type": event, "object": body}))
         await self._buses[res].put({"type": event, "object": body})
 
     async def _create(self, request) -> dict:

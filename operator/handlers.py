@@ -1,12 +1,14 @@
 """kopf handlers: thin wrappers that parse, fetch, compute with pure functions, publish.
 
-``check_spec`` validates on create, update and resume; ``refit`` is the timer's body;
-``cleanup`` removes what the operator put on the target and in its metrics. ``register``
+``check_spec`` validates on create, update and resume; ``refit`` is the timer's body
+(``refit_timer`` writes its patch); ``retarget`` and ``cleanup`` remove what the operator
+put on a target it no longer watches (and, on deletion, its metric series). ``register``
 adds them to a kopf registry (the ``ala-operator`` command does this at start).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from datetime import datetime, timezone
@@ -27,12 +29,23 @@ def register(registry: kopf.OperatorRegistry, timer_seconds: float = 10.0) -> ko
     """Add the handlers to ``registry``; the timer ticks every ``timer_seconds`` and the
     refit itself honours each resource's ``policy.refitIntervalSeconds``."""
     resource = (GROUP, VERSION, PLURAL)
+    spec_handler = _silent(check_spec)
     for on in (kopf.on.resume, kopf.on.create):
-        on(*resource, registry=registry)(check_spec)
-    kopf.on.update(*resource, field="spec", registry=registry)(check_spec)
-    kopf.timer(*resource, interval=timer_seconds, initial_delay=1.0, registry=registry)(refit)
-    kopf.on.delete(*resource, registry=registry)(cleanup)
+        on(*resource, registry=registry)(spec_handler)
+    kopf.on.update(*resource, field="spec", registry=registry)(spec_handler)
+    kopf.on.update(*resource, field="spec.targetRef", registry=registry)(_silent(retarget))
+    kopf.timer(*resource, interval=timer_seconds, initial_delay=1.0, registry=registry)(_silent(refit_timer))
+    kopf.on.delete(*resource, registry=registry)(_silent(cleanup))
     return registry
+
+
+def _silent(handler):
+    """The handler without its return value: kopf would store it in ``status.<handler>``
+    (clutter in what users read, and one more status patch that can fail)."""
+    @functools.wraps(handler)
+    def wrapper(**kwargs: Any) -> None:
+        handler(**kwargs)
+    return wrapper
 
 
 def check_spec(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
@@ -67,6 +80,9 @@ class Cluster(Protocol):
     def annotate(self, namespace: str, api_version: str, kind: str, name: str,
                  annotations: dict[str, str | None]) -> None:
         """Merge annotations into the target (None removes a key)."""
+
+    def patch_status(self, namespace: str, name: str, status: dict) -> None:
+        """Merge ``status`` into the LLMDeployment's status now (retrying conflicts)."""
 
 
 def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
@@ -178,15 +194,25 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
     replicas, why = scale_decision(parsed, result, desired, _parse_time(status["lastScaleTime"])
                                    if status.get("lastScaleTime") else None, now)
     if replicas is not None:
+        record = {"lastScaleTime": timestamp(now), "lastScale": {"from": desired, "to": replicas,
+                                                                 "time": timestamp(now)}}
+        written = False
         try:
+            # Written ahead of the scale: a process that dies between the two leaves a
+            # record its successor honours (it waits out the window) rather than a scale
+            # it does not know of (it would act again at once).
+            memo.cluster.patch_status(namespace, name, record)
+            written = True
             memo.cluster.set_scale(*target, replicas)
         except ClusterError as exc:
             memo.metrics.refit_errors.labels("ScaleFailed").inc()
             why = f"scaling failed: {exc}"
             replicas = None
+            if written:  # the scale did not happen: the record goes back to what it was
+                patch.status["lastScaleTime"] = status.get("lastScaleTime")
+                patch.status["lastScale"] = status.get("lastScale")
         else:
-            patch.status["lastScaleTime"] = timestamp(now)
-            patch.status["lastScale"] = {"from": desired, "to": replicas, "time": timestamp(now)}
+            patch.status.update(record)
             _event(body, "Normal", "Scaled", f"{parsed.target_kind} {parsed.target_name}: {why}", True)
             logger.info("scaled %s/%s %s: %s", namespace, parsed.target_name, desired, why)
     patch.status["conditions"] = conditions
@@ -200,23 +226,57 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
     return {"metrics": metrics_ok, "outcome": result.outcome, "scaled_to": replicas}
 
 
-def cleanup(spec: kopf.Spec, meta: kopf.Meta, memo: Any, logger: logging.Logger | kopf.Logger, **_: Any) -> dict:
+def refit_timer(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
+                logger: logging.Logger | kopf.Logger, memo: Any, body: kopf.Body | None = None, **_: Any) -> dict:
+    """The timer: ``refit``, its patch written by our client rather than kopf's.
+
+    kopf's timer runner stops for good when its own patch is refused (a 409 or 422 on the
+    status subresource ends the resource's timer until the operator restarts); writing
+    the patch here retries conflicts and server errors, and a refusal becomes a
+    TemporaryError the next tick recovers from.
+    """
+    own = kopf.Patch()
+    out = refit(spec=spec, meta=meta, status=status, patch=own, logger=logger, memo=memo, body=body)
+    if own:
+        try:
+            memo.cluster.patch_resource(meta.get("namespace", ""), meta.get("name", ""), own)
+        except ClusterError as exc:
+            memo.metrics.refit_errors.labels("StatusPatchFailed").inc()
+            raise kopf.TemporaryError(f"could not write the status: {exc}", delay=5) from exc
+    return out
+
+
+def cleanup(spec: kopf.Spec, meta: kopf.Meta, memo: Any, logger: logging.Logger | kopf.Logger, **_: Any) -> None:
     """The resource is being deleted: drop its metric series and the target's annotations."""
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
     memo.metrics.forget(namespace, name)
-    target = spec.get("targetRef") or {}
+    _unannotate(memo, namespace, spec.get("targetRef") or {})
+    logger.info("forgot %s/%s", namespace, name)
+
+
+def retarget(old: Any, new: Any, meta: kopf.Meta, memo: Any, logger: logging.Logger | kopf.Logger,
+             **_: Any) -> None:
+    """``spec.targetRef`` now names another workload: the old one loses our annotations
+    (they would still advertise a recommendation that is no longer about it)."""
+    old, new = dict(old or {}), dict(new or {})
+    if old.get("name") and (old.get("name"), old.get("kind")) != (new.get("name"), new.get("kind")):
+        _unannotate(memo, meta.get("namespace", ""), old)
+        logger.info("target changed from %s %s: its annotations removed", old.get("kind", "Deployment"),
+                    old["name"])
+
+
+def _unannotate(memo: Any, namespace: str, target: dict) -> None:
     removed = {key: None for key in (ANNOTATION_REPLICAS, ANNOTATION_BATCH, ANNOTATION_CONFIDENCE,
                                      ANNOTATION_UPDATED)}
-    if target.get("name"):
-        try:
-            memo.cluster.annotate(namespace, target.get("apiVersion", "apps/v1"), target.get("kind", "Deployment"),
-                                  target["name"], removed)
-        except TargetNotFound:
-            pass  # nothing left to clean on a target that is gone
-        except ClusterError as exc:
-            raise kopf.TemporaryError(f"could not remove the target's annotations: {exc}", delay=10) from exc
-    logger.info("forgot %s/%s", namespace, name)
-    return {"cleaned": True}
+    if not target.get("name"):
+        return
+    try:
+        memo.cluster.annotate(namespace, target.get("apiVersion", "apps/v1"), target.get("kind", "Deployment"),
+                              target["name"], removed)
+    except TargetNotFound:
+        pass  # nothing left to clean on a target that is gone
+    except ClusterError as exc:
+        raise kopf.TemporaryError(f"could not remove the annotations of the old target: {exc}", delay=10) from exc
 
 
 def _flipped(conditions: list, type_: str, reason: str) -> bool:

@@ -12,10 +12,13 @@ import base64
 import json
 import os
 import threading
+import time
 from typing import Any
 
 import kubernetes
 import urllib3
+
+from .constants import GROUP, KIND, PLURAL, VERSION
 
 
 class ClusterError(Exception):
@@ -71,6 +74,35 @@ class KubeCluster:
                  annotations: dict[str, str | None]) -> None:
         self._call("PATCH", self._path(namespace, api_version, kind, name),
                    body={"metadata": {"annotations": annotations}}, what=f"{kind} {namespace}/{name}")
+
+    def patch_resource(self, namespace: str, name: str, patch: dict, attempts: int = 4,
+                       backoff_s: float = 0.5, missing_ok: bool = True) -> None:
+        """Merge a handler's patch into an LLMDeployment: ``status`` through the status
+        subresource, ``metadata`` through the object. Conflicts and server errors are
+        retried with backoff; a 404 (the resource is gone) is an error only without
+        ``missing_ok``."""
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+        parts = [(path + "/status", {"status": patch["status"]}) if patch.get("status") else None,
+                 (path, {"metadata": patch["metadata"]}) if patch.get("metadata") else None]
+        for target, body in filter(None, parts):
+            for attempt in range(attempts):
+                try:
+                    self._call("PATCH", target, body=body, what=f"{KIND} {namespace}/{name}")
+                    break
+                except TargetNotFound:
+                    if missing_ok:
+                        return
+                    raise
+                except ClusterError as exc:
+                    retriable = exc.status is None or exc.status in (409, 429) or exc.status >= 500
+                    if not retriable or attempt == attempts - 1:
+                        raise
+                    time.sleep(backoff_s * 2 ** attempt)
+
+    def patch_status(self, namespace: str, name: str, status: dict) -> None:
+        """Merge ``status`` into an LLMDeployment's status now (a record that must land
+        before an action, such as the scale it describes)."""
+        self.patch_resource(namespace, name, {"status": status}, missing_ok=False)
 
     def secret(self, namespace: str, name: str) -> dict[str, str]:
         """The Secret's data, decoded (held in memory only, never logged)."""

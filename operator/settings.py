@@ -21,6 +21,7 @@ class Settings:
     bind_address: str = "0.0.0.0"
     timer_seconds: float = 10.0
     random_state: int = 0
+    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -46,6 +47,8 @@ class Settings:
                 raise ValueError(f"port {port} is out of range")
         if settings.timer_seconds <= 0:
             raise ValueError(f"{PREFIX}TIMER_SECONDS must be positive")
+        if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError(f"{PREFIX}LOG_LEVEL={settings.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
         return settings
 
     def describe(self) -> str:

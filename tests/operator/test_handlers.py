@@ -3,10 +3,13 @@
 import copy
 import logging
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
 import kopf
+import pytest
 
-from ala_operator.handlers import check_spec
+from ala_operator.handlers import check_spec, retarget
+from ala_operator.kube import ClusterError, TargetNotFound
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 LOG = logging.getLogger("test")
@@ -36,3 +39,36 @@ def test_invalid_spec_names_the_field_and_keeps_the_rest(examples):
     assert conditions["SpecValid"]["message"].startswith("spec.hardware.accelerator:")
     assert conditions["RecommendationProvided"]["lastTransitionTime"] == "2026-11-24T11:00:00Z"
     assert "recommendation" not in patch["status"]  # the last good recommendation stays
+
+
+class _Annotations:
+    def __init__(self, refuse=None):
+        self.calls, self.refuse = [], refuse
+
+    def annotate(self, *args):
+        if self.refuse:
+            raise self.refuse
+        self.calls.append(args)
+
+
+def test_a_new_target_clears_the_old_ones_annotations_only():
+    memo = SimpleNamespace(cluster=_Annotations())
+    retarget(old={"apiVersion": "apps/v1", "kind": "Deployment", "name": "old"},
+             new={"apiVersion": "apps/v1", "kind": "Deployment", "name": "new"}, meta={"namespace": "llm"}, memo=memo,
+             logger=LOG)
+    ((namespace, api_version, kind, name, removed),) = memo.cluster.calls
+    assert (namespace, kind, name) == ("llm", "Deployment", "old")
+    assert set(removed) >= {"ala.io/recommended-replicas", "ala.io/recommended-batch-size"}
+    assert set(removed.values()) == {None}
+    same = SimpleNamespace(cluster=_Annotations())
+    retarget(old={"name": "same"}, new={"name": "same", "apiVersion": "apps/v1"}, meta={"namespace": "llm"},
+             memo=same, logger=LOG)
+    assert same.cluster.calls == []
+
+
+def test_an_old_target_that_is_gone_is_fine_and_other_refusals_are_retried():
+    gone = SimpleNamespace(cluster=_Annotations(TargetNotFound("Deployment llm/old not found", status=404)))
+    retarget(old={"name": "old"}, new={"name": "new"}, meta={"namespace": "llm"}, memo=gone, logger=LOG)
+    busy = SimpleNamespace(cluster=_Annotations(ClusterError("Deployment llm/old: 503", status=503)))
+    with pytest.raises(kopf.TemporaryError, match="old target"):
+        retarget(old={"name": "old"}, new={"name": "new"}, meta={"namespace": "llm"}, memo=busy, logger=LOG)

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import kopf
 
 from ala_operator.handlers import refit
+from ala_operator.kube import ClusterError
 from ala_operator.metrics import OperatorMetrics
 from ala_operator.prometheus import PrometheusClient
 
@@ -33,6 +34,9 @@ class FakeCluster:
 
     def annotate(self, *args):
         self.calls.append(("annotate", args))
+
+    def patch_status(self, *args):
+        self.calls.append(("patch_status", args))
 
 
 def _matrix(values):
@@ -74,6 +78,30 @@ def test_apply_mode_scales_by_at_most_max_step(small_model, prom, examples):
     assert target > 4  # 20 req/s x 512 tokens needs far more than two replicas of 4x H100
     assert out["scaled_to"] == 4 and ("set_scale", ("llm", "apps/v1", "Deployment", "llama-70b-sglang", 4)) in cluster.calls
     assert patch["status"]["lastScaleTime"] == "2026-11-24T12:00:00Z"
+    order = [c[0] for c in cluster.calls]
+    assert order.index("patch_status") < order.index("set_scale"), "the scale must be recorded before it is made"
+    assert cluster.calls[order.index("patch_status")][1] == (
+        "llm", "llama", {"lastScaleTime": "2026-11-24T12:00:00Z",
+                         "lastScale": {"from": 2, "to": 4, "time": "2026-11-24T12:00:00Z"}})
+
+
+def test_a_failed_scale_puts_the_record_back(small_model, prom, examples):
+    spec = copy.deepcopy(examples["sglang-llama-70b-apply"]["spec"])
+    spec["policy"]["minConfidence"] = 0.0
+    prom.answers["/api/v1/query_range"] = [(200, _matrix([1500, 1500])), (200, _matrix([40, 40]))]
+
+    class Refusing(FakeCluster):
+        def set_scale(self, *args):
+            raise ClusterError("scale of Deployment llm/llama-70b-sglang: 503 Service Unavailable", status=503)
+
+    earlier = {"lastScaleTime": "2026-11-24T10:00:00Z", "lastScale": {"from": 1, "to": 2,
+                                                                      "time": "2026-11-24T10:00:00Z"}}
+    patch = kopf.Patch()
+    out = refit(spec=spec, meta=META, status=earlier, patch=patch, logger=LOG,
+                memo=_memo(small_model, prom, Refusing(desired=2, ready=2)), now=NOW)
+    assert out["scaled_to"] is None
+    assert patch["status"]["lastScaleTime"] == earlier["lastScaleTime"]
+    assert patch["status"]["lastScale"] == earlier["lastScale"]
 
 
 def test_prometheus_down_keeps_the_last_recommendation(small_model, examples):

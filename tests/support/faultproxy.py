@@ -23,6 +23,7 @@ class FaultProxy:
         self.upstream, self.slow_s = upstream.rstrip("/"), slow_s
         self.mode = "pass"
         self.requests = 0
+        self.authorizations: set[str] = set()  # the Authorization headers the operator sent
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -36,6 +37,8 @@ class FaultProxy:
         class Handler(QuietHandler):
             def do_GET(self):  # noqa: N802 - http.server's naming
                 proxy.requests += 1
+                if self.headers.get("Authorization"):
+                    proxy.authorizations.add(self.headers["Authorization"])
                 mode = proxy.mode
                 if mode == "slow":
                     time.sleep(proxy.slow_s)

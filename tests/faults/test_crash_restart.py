@@ -1,0 +1,175 @@
+"""The operator as users run it, `ala-operator run` in its own process, killed with SIGKILL
+mid-run and started again; and its credentials watched for across everything it writes.
+
+Real parts: the operator process (kopf, our client), the API emulator over HTTP, a real
+Prometheus behind a recording proxy. The Prometheus token comes from a Secret; the proxy
+sees it arrive, and it must appear nowhere else: not in the process's DEBUG log, Events,
+status, annotations or the operator's metrics.
+"""
+
+import base64
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from support.faultproxy import FaultProxy
+
+from ala.persistence import save_model
+from ala_operator.constants import GROUP, PLURAL, VERSION
+from ala_operator.fleet import SimulatedDeployment
+from ala_operator.localstack import LocalStack
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
+
+BASE = f"/apis/{GROUP}/{VERSION}/namespaces/default/{PLURAL}"
+DEPLOYMENTS = "/apis/apps/v1/namespaces/default/deployments"
+TOKEN = "tok-7f3a9c1e-never-to-be-seen"
+WINDOW = 60
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class OperatorProcess:
+    """`ala-operator run` as a child process, its log kept in a file."""
+
+    def __init__(self, kubeconfig, model_file, log_path):
+        self.metrics_port = _port()
+        self.env = dict(os.environ, KUBECONFIG=str(kubeconfig), ALA_MODEL_FILE=str(model_file),
+                        ALA_METRICS_PORT=str(self.metrics_port), ALA_HEALTH_PORT=str(_port()),
+                        ALA_BIND_ADDRESS="127.0.0.1", ALA_TIMER_SECONDS="2", ALA_LOG_LEVEL="DEBUG")
+        self.log_path, self.process = log_path, None
+
+    def start(self) -> "OperatorProcess":
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "ala_operator.cli", "run"], env=self.env,
+                                        stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        return self
+
+    def kill(self) -> None:
+        """A crash: no handler, finalizer or flag gets a chance to run."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def metrics(self) -> str:
+        return urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()
+
+
+def _status(stack, name):
+    return stack.request("GET", f"{BASE}/{name}")[1].get("status") or {}
+
+
+def _wait(check, seconds):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    return None
+
+
+@pytest.fixture(scope="module")
+def stack(require_prometheus, held_out, tmp_path_factory):
+    truth, model = held_out
+    folder = tmp_path_factory.mktemp("crash")
+    model_file = save_model(model, folder / "model.ala")
+    wave = lambda t: 2 * truth(20 + 10 * math.sin(t / 15))  # noqa: E731
+    fleet = [SimulatedDeployment("default", "crashy", "vllm", truth, wave, input_tokens=1024, output_tokens=1024,
+                                 startup_s=2)]
+    with LocalStack(fleet, require_prometheus=True) as stack:
+        stack.request("PATCH", f"{DEPLOYMENTS}/crashy/scale", {"spec": {"replicas": 1}})
+        proxy = FaultProxy(stack.prometheus_url)
+        code, _ = stack.request("POST", "/api/v1/namespaces/default/secrets", {
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "prometheus-auth"},
+            "data": {"token": base64.b64encode(TOKEN.encode()).decode()}})
+        assert code == 201
+        resource = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "LLMDeployment", "metadata": {"name": "crashy"},
+                    "spec": {
+                        "targetRef": {"name": "crashy"}, "model": "meta-llama/Meta-Llama-3-8B",
+                        "hardware": {"accelerator": "H100"}, "engine": {"name": "vllm"},
+                        "workload": {"inputTokens": 1024, "outputTokens": 1024},
+                        # Far more demand than one replica serves: Apply keeps stepping up.
+                        "demand": {"tokensPerSecond": 40000}, "slo": {"maxInterTokenLatencyMs": 20},
+                        "prometheus": {"url": proxy.url, "selector": 'deployment="crashy"', "rateWindowSeconds": 10,
+                                       "stepSeconds": 5, "secretRef": {"name": "prometheus-auth",
+                                                                       "tokenKey": "token"}},
+                        "policy": {"refitIntervalSeconds": 10, "warmupSeconds": 0, "mode": "Apply",
+                                   "minReplicas": 1, "maxReplicas": 12, "maxStep": 1, "minConfidence": 0.0,
+                                   "stabilizationWindowSeconds": WINDOW}}}
+        assert stack.request("POST", BASE, resource)[0] == 201
+        operator = OperatorProcess(stack.kubeconfig, model_file, folder / "operator.log").start()
+        try:
+            yield {"stack": stack, "proxy": proxy, "operator": operator}
+        finally:
+            operator.stop()
+            proxy.down()
+
+
+def test_sigkill_mid_run_loses_nothing_and_does_not_act_twice(stack):
+    api, operator = stack["stack"], stack["operator"]
+    assert _wait(lambda: _status(api, "crashy").get("lastScale"), 120), "Apply mode never scaled"
+    # Kill it mid-cycle (it refits every 10 s and looks every 2 s).
+    time.sleep(3.3)
+    before = _status(api, "crashy")
+    replicas = api.request("GET", f"{DEPLOYMENTS}/crashy")[1]["spec"]["replicas"]
+    operator.kill()
+    assert api.request("GET", f"{DEPLOYMENTS}/crashy")[1]["spec"]["replicas"] == replicas
+    after_kill = _status(api, "crashy")
+    assert after_kill.get("recommendation") and after_kill["lastRefitTime"] >= before["lastRefitTime"], \
+        "the kill lost or rolled back the recommendation"
+    last_scale = after_kill["lastScaleTime"]
+    operator.start()
+    assert _wait(lambda: _status(api, "crashy").get("lastRefitTime", "") > after_kill["lastRefitTime"], 90), \
+        "the new process never refitted"
+    # The new process honours the window of the last scale it finds recorded.
+    last = time.mktime(time.strptime(last_scale, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+    seen = []
+    while time.time() < last + WINDOW - 3:
+        seen.append(api.request("GET", f"{DEPLOYMENTS}/crashy")[1]["spec"]["replicas"])
+        time.sleep(1)
+    assert len(seen) >= 20, "the restart took most of the window: the check would prove little"
+    assert set(seen) == {after_kill["lastScale"]["to"]}, f"scaled inside the window after the restart: {seen}"
+    # ...and acts again once the window is over: it was waiting, not dead.
+    assert _wait(lambda: api.request("GET", f"{DEPLOYMENTS}/crashy")[1]["spec"]["replicas"] > seen[-1], 60), \
+        "the new process never scaled after the window"
+    status = _status(api, "crashy")
+    assert status["recommendation"]["replicas"]["target"] >= 1
+    samples = lambda st: (st.get("scorecard") or {}).get("samples", 0)  # noqa: E731
+    assert samples(status) >= samples(before), "the scorecard was reset"
+
+
+def test_the_token_reaches_prometheus_and_nowhere_else(stack):
+    api, operator, proxy = stack["stack"], stack["operator"], stack["proxy"]
+    assert _wait(lambda: _status(api, "crashy").get("recommendation"), 120)
+    assert f"Bearer {TOKEN}" in proxy.authorizations, "the operator did not authenticate with the Secret's token"
+    log = operator.log_path.read_text(errors="replace")
+    assert "Merge-patching" in log or "Timer" in log, "the DEBUG log is missing: the check would prove nothing"
+    places = {
+        "log": log,
+        "events": str(api.request("GET", "/api/v1/namespaces/default/events")[1]),
+        "resource": str(api.request("GET", f"{BASE}/crashy")[1]),
+        "target": str(api.request("GET", f"{DEPLOYMENTS}/crashy")[1]),
+        "metrics": operator.metrics(),
+    }
+    encoded = base64.b64encode(TOKEN.encode()).decode()
+    leaked = [where for where, text in places.items() if TOKEN in text or encoded in text]
+    assert not leaked, f"the Prometheus token appears in: {leaked}"

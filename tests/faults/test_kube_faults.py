@@ -1,0 +1,160 @@
+"""Kubernetes API faults under the real operator (kopf, the emulator over HTTP, a real
+Prometheus): 5xx bursts, 409 and 422 on status patches, watch streams cut mid-way, the
+target deleted under a resource, and an operator restart. Retries bring the status back,
+conditions say what is wrong, nothing is written to the wrong object, and a restart
+neither loses the recommendation nor acts twice."""
+
+import math
+import time
+
+import pytest
+
+from ala_operator.constants import GROUP, PLURAL, VERSION
+from ala_operator.emulator import Emulator
+from ala_operator.fleet import SimulatedDeployment
+from ala_operator.localstack import LocalStack
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
+
+BASE = f"/apis/{GROUP}/{VERSION}/namespaces/default/{PLURAL}"
+DEPLOYMENTS = "/apis/apps/v1/namespaces/default/deployments"
+INTERVAL = 10
+
+
+def _status(stack, name):
+    return stack.request("GET", f"{BASE}/{name}")[1].get("status") or {}
+
+
+def _cond(stack, name, type_):
+    return {c["type"]: c for c in _status(stack, name).get("conditions", [])}.get(type_, {})
+
+
+def _wait(check, seconds):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    return None
+
+
+def _resource(name, url, **policy):
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "LLMDeployment", "metadata": {"name": name}, "spec": {
+        "targetRef": {"name": name}, "model": "meta-llama/Meta-Llama-3-8B", "hardware": {"accelerator": "H100"},
+        "engine": {"name": "vllm"}, "workload": {"inputTokens": 1024, "outputTokens": 1024},
+        "demand": {"tokensPerSecond": 6000}, "slo": {"maxInterTokenLatencyMs": 20},
+        "prometheus": {"url": url, "selector": f'deployment="{name}"', "rateWindowSeconds": 10, "stepSeconds": 5},
+        "policy": {"refitIntervalSeconds": INTERVAL, "warmupSeconds": 0, **policy}}}
+
+
+@pytest.fixture(scope="module")
+def stack(require_prometheus, held_out):
+    truth, model = held_out
+    wave = lambda t: 2 * truth(20 + 10 * math.sin(t / 15))  # noqa: E731
+    fleet = [SimulatedDeployment("default", name, "vllm", truth, wave, input_tokens=1024, output_tokens=1024,
+                                 startup_s=2) for name in ("kube", "applied", "first", "second")]
+    with LocalStack(fleet, require_prometheus=True) as stack:
+        for dep in fleet:
+            stack.request("PATCH", f"{DEPLOYMENTS}/{dep.name}/scale", {"spec": {"replicas": 2}})
+        stack.model = model
+        stack.start_operator(model)
+        url = stack.prometheus_url
+        assert stack.request("POST", BASE, _resource("kube", url))[0] == 201
+        assert stack.request("POST", BASE, _resource("applied", url, mode="Apply", minReplicas=1, maxReplicas=4,
+                                                     maxStep=1, minConfidence=0.0,
+                                                     stabilizationWindowSeconds=90))[0] == 201
+        assert _wait(lambda: (_status(stack, "kube").get("recommendation") or {}).get("livePoints"), 90)
+        yield stack
+
+
+@pytest.mark.parametrize("status", [503, 409, 422])
+def test_failed_status_patches_are_retried_until_they_land(stack, status):
+    before = _status(stack, "kube")["lastRefitTime"]
+    stack.core.emulator.fail("PATCH", r"/llmdeployments/kube/status$", status, 3)
+    landed = _wait(lambda: _status(stack, "kube").get("lastRefitTime", before) > before, 6 * INTERVAL)
+    assert landed, f"status patches never landed after three {status}s"
+    assert stack.operator.thread.is_alive()
+    assert not any(rule[3] for rule in stack.core.emulator.failures), "the injected faults were not all hit"
+
+
+def test_watch_streams_cut_midway_are_resumed(stack):
+    cut = stack.core.call(Emulator.cut_watches)
+    assert cut >= 1
+    code, obj = stack.request("PATCH", f"{BASE}/kube", {"spec": {"demand": {"tokensPerSecond": 9000}}})
+    assert code == 200
+    generation = obj["metadata"]["generation"]
+    seen = _wait(lambda: _status(stack, "kube").get("observedGeneration") == generation, 6 * INTERVAL)
+    assert seen, "a spec change after the watch was cut was never seen"
+
+
+def test_target_deleted_under_a_resource(stack):
+    assert stack.request("DELETE", f"{DEPLOYMENTS}/kube")[0] == 200
+    cond = _wait(lambda: (lambda c: c if c.get("reason") == "TargetNotFound" else None)(
+        _cond(stack, "kube", "RecommendationProvided")), 4 * INTERVAL)
+    assert cond and cond["status"] == "False" and "kube" in cond["message"]
+    assert stack.request("GET", f"{DEPLOYMENTS}/kube")[0] == 404, "the operator recreated or wrote to the target"
+    assert _status(stack, "kube")["recommendation"], "the last recommendation was dropped"
+    stack.request("POST", DEPLOYMENTS, {"metadata": {"name": "kube"}, "spec": {"replicas": 2}})
+    back = _wait(lambda: _cond(stack, "kube", "RecommendationProvided").get("reason") not in (None, "TargetNotFound"),
+                 4 * INTERVAL)
+    assert back, _status(stack, "kube").get("conditions")
+    assert _cond(stack, "kube", "RecommendationProvided")["status"] == "True"
+
+
+def test_restart_keeps_the_recommendation_and_does_not_act_twice(stack):
+    scaled = _wait(lambda: _status(stack, "applied").get("lastScale"), 90)
+    assert scaled, "Apply mode never scaled"
+    before = _status(stack, "applied")
+    replicas = stack.request("GET", f"{DEPLOYMENTS}/applied")[1]["spec"]["replicas"]
+    stack.operator.stop()
+    stack.start_operator(stack.model)
+    after = _status(stack, "applied")
+    assert after["recommendation"] == before["recommendation"] and after["lastScaleTime"] == before["lastScaleTime"]
+    # Within the stabilisation window of the last change, the new process must not scale.
+    last = time.mktime(time.strptime(before["lastScaleTime"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+    while time.time() < last + 80:
+        assert stack.request("GET", f"{DEPLOYMENTS}/applied")[1]["spec"]["replicas"] == replicas, \
+            "scaled again inside the stabilisation window after a restart"
+        time.sleep(2)
+    assert _status(stack, "applied")["lastRefitTime"] > before["lastRefitTime"], "the new process never refitted"
+
+
+def test_5xx_burst_on_target_reads_is_named_then_recovers(stack):
+    before = _status(stack, "kube")["lastRefitTime"]
+    stack.core.emulator.fail("GET", r"/deployments/kube/scale$", 503, 3)
+    landed = _wait(lambda: _status(stack, "kube").get("lastRefitTime", before) > before, 6 * INTERVAL)
+    assert landed, "no refit landed after a burst of 503s on the target's scale"
+    assert not any(rule[3] for rule in stack.core.emulator.failures), "the injected faults were not all hit"
+    assert _cond(stack, "kube", "RecommendationProvided")["status"] == "True"
+    events = stack.request("GET", "/api/v1/namespaces/default/events")[1]["items"]
+    assert any(e.get("reason") == "TargetUnreachable" and e["involvedObject"]["name"] == "kube" for e in events), \
+        "the burst left no Event naming it"
+
+
+def test_5xx_burst_on_the_operators_watch_is_survived(stack):
+    """The API server answers kopf's list and watch with 503s, then every stream is cut:
+    kopf backs off, reconnects, and a spec change made meanwhile is still seen."""
+    stack.core.emulator.fail("GET", r"/llmdeployments$", 503, 4)
+    assert stack.core.call(Emulator.cut_watches) >= 1
+    code, obj = stack.request("PATCH", f"{BASE}/kube", {"spec": {"demand": {"tokensPerSecond": 7000}}})
+    assert code == 200
+    generation = obj["metadata"]["generation"]
+    seen = _wait(lambda: _status(stack, "kube").get("observedGeneration") == generation, 9 * INTERVAL)
+    assert seen, "a spec change during a 503 burst on the watch was never seen"
+
+
+def test_a_new_target_takes_the_annotations_and_the_old_one_is_left_clean(stack):
+    url = stack.prometheus_url
+    assert stack.request("POST", BASE, _resource("first", url) | {"metadata": {"name": "mover"}})[0] == 201
+
+    def annotated(name):
+        meta = stack.request("GET", f"{DEPLOYMENTS}/{name}")[1]["metadata"]
+        return "ala.io/recommended-replicas" in (meta.get("annotations") or {})
+
+    assert _wait(lambda: annotated("first"), 6 * INTERVAL), "the first target was never annotated"
+    stack.request("PATCH", f"{BASE}/mover", {"spec": {"targetRef": {"name": "second"}}})
+    assert _wait(lambda: annotated("second") and not annotated("first"), 6 * INTERVAL), \
+        "the annotations did not move to the new target"
+    assert stack.request("DELETE", f"{BASE}/mover")[0] == 200
+    assert _wait(lambda: not annotated("second"), 6 * INTERVAL)
