@@ -6,6 +6,7 @@ bundled data (see ``ala/data/README.md``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -66,46 +67,57 @@ def _row_label(frame: pd.DataFrame, position: int, is_file: bool) -> int | str:
 
 
 def _numeric(frame: pd.DataFrame, column: str, where: str, is_file: bool, *,
-             required: bool, positive: bool, integer: bool) -> pd.Series:
+             required: bool, positive: bool, integer: bool) -> np.ndarray:
+    # Plain numpy on purpose: the operator validates small query tables on every refit,
+    # where a chain of pandas operations per column cost more than the prediction.
     raw = frame[column]
     if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
-        values = raw.astype(float)
-        empty = raw.isna()
+        values = raw.to_numpy(dtype=float, na_value=np.nan)
+        empty = np.isnan(values)
     else:
-        text = raw.astype(object).where(raw.notna(), "").astype(str).str.strip()
-        empty = text.isin(["", "nan", "NaN", "None"]) & ~text.str.lower().eq("inf")
-        values = pd.to_numeric(text.where(~empty, "nan"), errors="coerce").astype(float)
-    bad = values.isna() & ~empty
+        text = pd.Series(_text(raw), index=raw.index)
+        empty = text.isin(["", "nan", "NaN", "None"]).to_numpy()
+        values = pd.to_numeric(text.where(~empty, "nan"), errors="coerce").to_numpy(dtype=float)
+    bad = np.isnan(values) & ~empty
     if bad.any():
-        pos = int(np.flatnonzero(bad.to_numpy())[0])
+        pos = int(np.flatnonzero(bad)[0])
         raise BenchmarkError(where, f"{raw.iloc[pos]!r} is not a number", _row_label(frame, pos, is_file), column)
     if required and empty.any():
-        pos = int(np.flatnonzero(empty.to_numpy())[0])
+        pos = int(np.flatnonzero(empty)[0])
         raise BenchmarkError(where, "value is missing", _row_label(frame, pos, is_file), column)
-    finite = values.dropna()
-    checks = [(~np.isfinite(finite), "is not finite")]
-    if positive:
-        checks.append((finite <= 0, "must be positive"))
-    else:
-        checks.append((finite < 0, "must not be negative"))
-    if integer:
-        checks.append((np.isfinite(finite) & (finite != np.round(finite)), "must be a whole number"))
-        # Counts (accelerators, parallel degrees, replicates) beyond a million are typos.
-        checks.append((np.isfinite(finite) & (finite > 1e6), "is unreasonably large for a count"))
+    present = ~np.isnan(values)
+    finite = np.isfinite(values)
+    with np.errstate(invalid="ignore"):
+        checks = [(present & ~finite, "is not finite"),
+                  (present & (values <= 0), "must be positive") if positive else
+                  (present & (values < 0), "must not be negative")]
+        if integer:
+            checks.append((finite & (values != np.round(values)), "must be a whole number"))
+            # Counts (accelerators, parallel degrees, replicates) beyond a million are typos.
+            checks.append((finite & (values > 1e6), "is unreasonably large for a count"))
     for mask, problem in checks:
-        mask = np.asarray(mask)
         if mask.any():
-            label = finite.index[int(np.flatnonzero(mask)[0])]
-            pos = frame.index.get_loc(label)
+            pos = int(np.flatnonzero(mask)[0])
             raise BenchmarkError(where, f"{raw.iloc[pos]!r} {problem}", _row_label(frame, pos, is_file), column)
     return values
 
 
+def _text(column: pd.Series) -> np.ndarray:
+    """The column as stripped strings, missing values as ""."""
+    values = column.to_numpy(dtype=object)
+    missing = pd.isna(values)
+    return np.array(["" if gone else str(v).strip() for v, gone in zip(values, missing)], dtype=object)
+
+
 def _config_hash(frame: pd.DataFrame) -> pd.Series:
-    columns = [frame[c].astype(object).to_numpy() for c in DESCRIPTIVE_COLUMNS]
-    keys = ["|".join(map(str, values)) for values in zip(*columns)]
-    return pd.Series([hashlib.sha1(k.encode()).hexdigest()[:10] for k in keys], index=frame.index,
+    columns = [frame[c].to_numpy(dtype=object) for c in DESCRIPTIVE_COLUMNS]
+    return pd.Series([_hash_key("|".join(map(str, values))) for values in zip(*columns)], index=frame.index,
                      dtype=object)
+
+
+@functools.lru_cache(maxsize=8192)  # the same configurations are hashed at every refit
+def _hash_key(key: str) -> str:
+    return hashlib.sha1(key.encode()).hexdigest()[:10]
 
 
 def validate_table(frame: pd.DataFrame, where: str = "table", *, measurements: bool = True,
@@ -130,31 +142,29 @@ def validate_table(frame: pd.DataFrame, where: str = "table", *, measurements: b
         raise BenchmarkError(where, f"expected a table, got {type(frame).__name__}")
     if frame.empty:
         raise BenchmarkError(where, "the table has no rows")
-    frame = frame.reset_index(drop=True) if is_file else frame.copy()
+    frame = frame.reset_index(drop=True) if is_file else frame  # read only: never changed here
     required = list(REQUIRED_DESCRIPTIVE) + ["batch_size"]
     if measurements:
         required.append("throughput_tokens_per_s")
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise BenchmarkError(where, f"missing required column(s) {', '.join(missing)}")
-    out = pd.DataFrame(index=frame.index)
+    n = len(frame)
+    out: dict[str, np.ndarray] = {}
     for column in TEXT_COLUMNS:
-        if column in frame.columns:
-            values = frame[column].astype(object).where(frame[column].notna(), "")
-            out[column] = values.astype(str).str.strip()
-        else:
-            out[column] = DEFAULTS.get(column, "")
+        out[column] = _text(frame[column]) if column in frame.columns else \
+            np.full(n, DEFAULTS.get(column, ""), dtype=object)
     for column in ("model", "hardware", "framework", "precision"):
         empty = out[column] == ""
         if empty.any():
-            pos = int(np.flatnonzero(empty.to_numpy())[0])
+            pos = int(np.flatnonzero(empty)[0])
             raise BenchmarkError(where, "value is missing", _row_label(frame, pos, is_file), column)
-    out.loc[out["workload"] == "", "workload"] = DEFAULTS["workload"]
-    out.loc[out["source"] == "", "source"] = DEFAULTS["source"]
+    for column in ("workload", "source"):
+        out[column][out[column] == ""] = DEFAULTS[column]
     numeric = [c for c in INTEGER_COLUMNS + POSITIVE_COLUMNS + MEASUREMENT_COLUMNS]
     for column in dict.fromkeys(numeric):
         if column not in frame.columns:
-            out[column] = DEFAULTS.get(column, np.nan)
+            out[column] = np.full(n, DEFAULTS.get(column, np.nan), dtype=float)
             continue
         required_col = column in ("num_gpus", "batch_size") or (
             measurements and column == "throughput_tokens_per_s")
@@ -165,18 +175,19 @@ def validate_table(frame: pd.DataFrame, where: str = "table", *, measurements: b
         if column in frame.columns:
             out[column] = _numeric(frame, column, where, is_file, required=False, positive=True,
                                    integer=False)
-    out["replicate"] = out["replicate"].fillna(0).astype(int)
+    out["replicate"] = np.nan_to_num(out["replicate"], nan=0.0).astype(int)
     out["num_gpus"] = out["num_gpus"].astype(int)
     if "disaggregated" in frame.columns:
-        flag = frame["disaggregated"].astype(str).str.strip().str.lower()
-        known = flag.isin(["true", "false", "1", "0", "", "nan", "none"])
+        flag = np.array([v.lower() for v in _text(frame["disaggregated"])], dtype=object)
+        known = np.isin(flag, ["true", "false", "1", "0", "", "nan", "none"])
         if not known.all():
-            pos = int(np.flatnonzero(~known.to_numpy())[0])
+            pos = int(np.flatnonzero(~known)[0])
             raise BenchmarkError(where, f"{frame['disaggregated'].iloc[pos]!r} is not true/false",
                                  _row_label(frame, pos, is_file), "disaggregated")
-        out["disaggregated"] = flag.isin(["true", "1"])
+        out["disaggregated"] = np.isin(flag, ["true", "1"])
     else:
-        out["disaggregated"] = False
+        out["disaggregated"] = np.zeros(n, dtype=bool)
+    out = pd.DataFrame(out, index=frame.index)
     no_id = out["config_id"] == ""
     if no_id.any():
         out.loc[no_id, "config_id"] = _config_hash(out.loc[no_id])

@@ -12,6 +12,7 @@ Two sources, blended by how much the data says about the query:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,23 +29,33 @@ TRANSPORT_WEIGHT = {0: 0.0, 1: 0.5, 2: 0.8}
 TRANSPORT_WEIGHT_MANY = 1.0
 
 
+_DEPLOYMENT_COLUMNS = ("model", "hardware", "num_gpus", "tensor_parallel", "expert_parallel", "data_parallel",
+                       "framework", "precision", "batch_semantics")
+
+
 def deployment_key(configs: pd.DataFrame) -> pd.Series:
     """Key of the deployment a curve belongs to: everything but workload and token lengths."""
-    def one(row: pd.Series) -> str:
-        try:
-            bits = f"{precision_bytes(row['precision']):g}"
-        except ValueError:
-            bits = str(row["precision"])
-        static = "static" in str(row.get("batch_semantics", "")).lower()
-        n = int(row["num_gpus"])
-        dp = _count(row.get("data_parallel"), 1)
-        # Missing parallelism means the usual layout: tensor parallel over the replica.
-        parts = [row["model"], row["hardware"], n, _count(row.get("tensor_parallel"), max(n // dp, 1)),
-                 _count(row.get("expert_parallel"), 1), dp, row["framework"], bits, static]
-        return "|".join("" if (isinstance(p, float) and np.isnan(p)) else str(p).lower()
-                        for p in parts)
+    if not len(configs):
+        return pd.Series([], dtype=str)
+    columns = [configs[c].to_numpy(dtype=object) if c in configs.columns else np.full(len(configs), None, dtype=object)
+               for c in _DEPLOYMENT_COLUMNS]
+    return pd.Series([_deployment_key(*values) for values in zip(*columns)], index=configs.index, dtype=object)
 
-    return configs.apply(one, axis=1) if len(configs) else pd.Series([], dtype=str)
+
+@functools.lru_cache(maxsize=8192)  # query grids repeat one configuration row after row
+def _deployment_key(model, hardware, num_gpus, tensor_parallel, expert_parallel, data_parallel, framework,
+                    precision, batch_semantics) -> str:
+    try:
+        bits = f"{precision_bytes(precision):g}"
+    except ValueError:
+        bits = str(precision)
+    static = "static" in str("" if batch_semantics is None else batch_semantics).lower()
+    n = int(num_gpus)
+    dp = _count(data_parallel, 1)
+    # Missing parallelism means the usual layout: tensor parallel over the replica.
+    parts = [model, hardware, n, _count(tensor_parallel, max(n // dp, 1)), _count(expert_parallel, 1), dp,
+             framework, bits, static]
+    return "|".join("" if (isinstance(p, float) and np.isnan(p)) else str(p).lower() for p in parts)
 
 
 def _count(value, default: int) -> int:

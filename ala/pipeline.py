@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from typing import Any
@@ -30,6 +31,8 @@ _KERNEL_CURVES = 300
 #: Folds of the plain random split whose held-out errors calibrate the intervals.
 _CALIBRATION_FOLDS = 10
 _SIM_BINS = 5
+#: Distinct query configurations whose features are kept between predictions.
+_FACTS_KEPT = 512
 
 
 def _query_configs(table: pd.DataFrame) -> pd.DataFrame:
@@ -246,6 +249,39 @@ class ALA(BaseEstimator):
         base["prior_sd"] = self._curve_sd(base, self.error_predictor_.predict(base))
         return pd.concat([base, self._shot_records(base, rng)], ignore_index=True)
 
+    def _configuration_facts(self, unique: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """Features, similarity summary and what training knows, per distinct query
+        configuration (``unique``, indexed by query key).
+
+        They depend on the configuration and the fitted model only, and a running
+        operator asks about the same few configurations at every refit: they are kept
+        per configuration (the whole row, so that catalog overrides count) until the
+        next ``fit``.
+        """
+        cache = self.__dict__.get("_facts_cache")
+        if cache is None or cache[0] is not self.embedding_:
+            cache = (self.embedding_, collections.OrderedDict())
+            self._facts_cache = cache
+        store = cache[1]
+        keys = [(index, *(None if isinstance(v, float) and v != v else v for v in row))
+                for index, row in zip(unique.index, unique.to_numpy(dtype=object))]
+        missing = [i for i, key in enumerate(keys) if key not in store]
+        if missing:
+            new = unique.iloc[missing]
+            feats = config_features(new, self.catalog_)
+            sim = self.embedding_.summary(feats)
+            seen = pd.DataFrame(self._seen(new, self.configs_), index=new.index)
+            for i, key in enumerate(missing):
+                store[keys[key]] = (feats.iloc[[i]], sim.iloc[[i]], seen.iloc[[i]])
+            while len(store) > _FACTS_KEPT:
+                store.popitem(last=False)
+        rows = [store[key] for key in keys]
+        for key in keys:
+            store.move_to_end(key)
+        if len(rows) == 1:
+            return rows[0]
+        return tuple(pd.concat([row[part] for row in rows]) for part in range(3))
+
     @staticmethod
     def _seen(query: pd.DataFrame, train: pd.DataFrame) -> dict[str, np.ndarray]:
         """What training knows of each query row: its model on its accelerator, the
@@ -300,14 +336,14 @@ class ALA(BaseEstimator):
             for key, group in lt.groupby("query_key"):
                 live_map[key] = group[["batch_size", "throughput_tokens_per_s"]]
         unique = table.drop_duplicates("query_key").set_index("query_key")
-        feats_u = config_features(unique, self.catalog_)
+        feats_u, sim_u, seen_u = self._configuration_facts(unique)
         feats = feats_u.loc[table["query_key"]]
         cfg = unique.loc[table["query_key"]]
         batch = table["batch_size"].to_numpy(float)
         pred = self.regressor_.predict_log(cfg, feats, batch)
-        sim_u = self.embedding_.summary(feats_u)
         sim = sim_u.loc[table["query_key"]]
-        rec = self._record_frame(pred, sim, feats, batch, self._seen(cfg, self.configs_))
+        seen = {name: column.loc[table["query_key"]].to_numpy() for name, column in seen_u.items()}
+        rec = self._record_frame(pred, sim, feats, batch, seen)
         log_pred = pred["log_pred"].to_numpy().copy()
         log_b = np.log(batch)
         prior_sd = self.error_predictor_.predict(rec)

@@ -119,6 +119,12 @@ class _Bench:
         return time.perf_counter() - started
 
 
+def _quiet() -> None:
+    """Figures only: no line per refit, nor per emulated API request."""
+    for name in ("ala_operator", "aiohttp.access"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def _percentiles(times: list[float]) -> dict:
     times = sorted(times)
     return {"per_resource_ms_median": round(1000 * statistics.median(times), 1),
@@ -127,7 +133,7 @@ def _percentiles(times: list[float]) -> dict:
 
 def reconcile_benchmark(counts=(100, 1000), model=None, stream=print) -> list[dict]:
     """Refit and publish each of N resources once, for each N."""
-    logging.getLogger("ala_operator").setLevel(logging.WARNING)
+    _quiet()
     prom = _RangeAnswers()
     results = []
     with EmulatorServer(("bench",)) as api:
@@ -153,7 +159,7 @@ def soak(resources: int = 1000, minutes: float = 30.0, model=None, interval_s: i
     """N resources refitting every ``interval_s`` of simulated time for ``minutes``:
     refits per second, p50/p95 per refit, peak memory, and whether memory stays flat
     (RSS growth per cycle over the second half of the run)."""
-    logging.getLogger("ala_operator").setLevel(logging.WARNING)
+    _quiet()
     prom = _RangeAnswers()
     with EmulatorServer(("bench",)) as api:
         bench = _Bench(api, prom, model)

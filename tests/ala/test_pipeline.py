@@ -119,3 +119,16 @@ def test_annealing_validates_and_is_deterministic():
     b = anneal_subsets(evaluate, np.arange(40), n_iter=10, bins=bins, n_bins=3, rng=1)
     assert np.array_equal(a.x, b.x) and a.fun == b.fun and a.nit == 10 and a.success
     assert a.fun <= a.energies.max()
+
+
+def test_per_configuration_facts_kept_between_predictions_change_nothing(small_model):
+    """The features kept per configuration give the answers a fresh computation gives,
+    and a catalog override in the row is a different configuration."""
+    mixed = pd.concat([query(), query(hardware="A100", num_gpus=2), query(model="acme/secret-1", params_b=8.0)],
+                      ignore_index=True)
+    small_model.__dict__.pop("_facts_cache", None)
+    fresh = small_model.predict_interval(mixed)
+    again = small_model.predict_interval(mixed.iloc[::-1])  # served from what was kept, in another order
+    pd.testing.assert_frame_equal(fresh, again.loc[fresh.index])
+    bigger = small_model.predict(query(model="acme/secret-1", params_b=70.0))
+    assert (bigger < fresh["point"].to_numpy()[-4:]).all(), "an override must not be answered from another's facts"
