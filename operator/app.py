@@ -78,6 +78,20 @@ def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_kubeconfig(**kwargs)
 
 
+class _QuietTicks(logging.Filter):
+    """Drops kopf's line per timer tick ("Timer 'refit_timer' succeeded."): one per
+    resource every few seconds says nothing; refits, skips that matter and failures
+    have lines of their own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Timer 'refit_timer'") and
+                    (message.endswith("succeeded.") or message.endswith("is invoked.")))
+
+
+_QUIET_TICKS = _QuietTicks()
+
+
 def _configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Progress and diff-base in annotations under our own prefix, none in status: status
     # holds only what users read.
@@ -95,6 +109,9 @@ async def run(settings: Settings, memo: kopf.Memo | None = None, stop_flag: Any 
               ready_flag: Any = None) -> None:
     """Run the operator until ``stop_flag`` is set (or forever)."""
     logger.info("ala-operator settings: %s", settings.describe())
+    kopf_objects = logging.getLogger("kopf.objects")
+    if _QUIET_TICKS not in kopf_objects.filters:
+        kopf_objects.addFilter(_QUIET_TICKS)
     memo = memo if memo is not None else await asyncio.get_running_loop().run_in_executor(None, build_memo, settings)
     registry = register(kopf.OperatorRegistry(), settings.timer_seconds)
     kopf.on.startup(registry=registry)(_configure)

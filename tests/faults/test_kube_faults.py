@@ -4,10 +4,13 @@ target deleted under a resource, and an operator restart. Retries bring the stat
 conditions say what is wrong, nothing is written to the wrong object, and a restart
 neither loses the recommendation nor acts twice."""
 
+import logging
 import math
 import time
 
 import pytest
+
+from support.polling import wait_for
 
 from ala_operator.constants import GROUP, PLURAL, VERSION
 from ala_operator.emulator import Emulator
@@ -27,16 +30,6 @@ def _status(stack, name):
 
 def _cond(stack, name, type_):
     return {c["type"]: c for c in _status(stack, name).get("conditions", [])}.get(type_, {})
-
-
-def _wait(check, seconds):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    return None
 
 
 def _resource(name, url, **policy):
@@ -64,7 +57,7 @@ def stack(require_prometheus, held_out):
         assert stack.request("POST", BASE, _resource("applied", url, mode="Apply", minReplicas=1, maxReplicas=4,
                                                      maxStep=1, minConfidence=0.0,
                                                      stabilizationWindowSeconds=90))[0] == 201
-        assert _wait(lambda: (_status(stack, "kube").get("recommendation") or {}).get("livePoints"), 90)
+        assert wait_for(lambda: (_status(stack, "kube").get("recommendation") or {}).get("livePoints"), 90)
         yield stack
 
 
@@ -72,41 +65,57 @@ def stack(require_prometheus, held_out):
 def test_failed_status_patches_are_retried_until_they_land(stack, status):
     before = _status(stack, "kube")["lastRefitTime"]
     stack.core.emulator.fail("PATCH", r"/llmdeployments/kube/status$", status, 3)
-    landed = _wait(lambda: _status(stack, "kube").get("lastRefitTime", before) > before, 6 * INTERVAL)
+    started = time.time()
+    landed = wait_for(lambda: _status(stack, "kube").get("lastRefitTime", before) > before, 6 * INTERVAL)
     assert landed, f"status patches never landed after three {status}s"
+    print("FAULT", f"status-patch-{status}x3", "landed after", round(time.time() - started, 1))
     assert stack.operator.thread.is_alive()
     assert not any(rule[3] for rule in stack.core.emulator.failures), "the injected faults were not all hit"
 
 
-def test_watch_streams_cut_midway_are_resumed(stack):
-    cut = stack.core.call(Emulator.cut_watches)
-    assert cut >= 1
-    code, obj = stack.request("PATCH", f"{BASE}/kube", {"spec": {"demand": {"tokensPerSecond": 9000}}})
+def _spec_change_is_seen(stack, demand: int, seconds: float) -> float:
+    """Change the spec and return how long until the operator has handled it."""
+    code, obj = stack.request("PATCH", f"{BASE}/kube", {"spec": {"demand": {"tokensPerSecond": demand}}})
     assert code == 200
-    generation = obj["metadata"]["generation"]
-    seen = _wait(lambda: _status(stack, "kube").get("observedGeneration") == generation, 6 * INTERVAL)
-    assert seen, "a spec change after the watch was cut was never seen"
+    generation, started = obj["metadata"]["generation"], time.time()
+    seen = wait_for(lambda: _status(stack, "kube").get("observedGeneration") == generation, seconds)
+    return round(time.time() - started, 1) if seen else None
+
+
+def test_watch_streams_cut_midway_are_resumed(stack):
+    assert stack.core.call(Emulator.cut_watches) >= 1
+    took = _spec_change_is_seen(stack, 9000, 6 * INTERVAL)
+    assert took is not None, "a spec change after the watch was cut was never seen"
+    print("FAULT", "watch-cut", "spec change seen after", took)
 
 
 def test_target_deleted_under_a_resource(stack):
     assert stack.request("DELETE", f"{DEPLOYMENTS}/kube")[0] == 200
-    cond = _wait(lambda: (lambda c: c if c.get("reason") == "TargetNotFound" else None)(
+    started = time.time()
+    cond = wait_for(lambda: (lambda c: c if c.get("reason") == "TargetNotFound" else None)(
         _cond(stack, "kube", "RecommendationProvided")), 4 * INTERVAL)
     assert cond and cond["status"] == "False" and "kube" in cond["message"]
+    noticed = time.time() - started
     assert stack.request("GET", f"{DEPLOYMENTS}/kube")[0] == 404, "the operator recreated or wrote to the target"
     assert _status(stack, "kube")["recommendation"], "the last recommendation was dropped"
     stack.request("POST", DEPLOYMENTS, {"metadata": {"name": "kube"}, "spec": {"replicas": 2}})
-    back = _wait(lambda: _cond(stack, "kube", "RecommendationProvided").get("reason") not in (None, "TargetNotFound"),
+    started = time.time()
+    back = wait_for(lambda: _cond(stack, "kube", "RecommendationProvided").get("reason") not in (None, "TargetNotFound"),
                  4 * INTERVAL)
     assert back, _status(stack, "kube").get("conditions")
     assert _cond(stack, "kube", "RecommendationProvided")["status"] == "True"
+    print("FAULT", "target-deleted", "noticed after", round(noticed, 1),
+          "recovered after", round(time.time() - started, 1))
 
 
-def test_restart_keeps_the_recommendation_and_does_not_act_twice(stack):
-    scaled = _wait(lambda: _status(stack, "applied").get("lastScale"), 90)
+def test_restart_keeps_the_recommendation_and_does_not_act_twice(stack, caplog):
+    caplog.set_level(logging.INFO, logger="kopf.objects")  # shown if this fails
+    scaled = wait_for(lambda: _status(stack, "applied").get("lastScale"), 90)
     assert scaled, "Apply mode never scaled"
+    replicas = lambda: stack.request("GET", f"{DEPLOYMENTS}/applied")[1]["spec"]["replicas"]  # noqa: E731
+    # The record is written ahead of the scale: wait for the scale itself.
+    assert wait_for(lambda: replicas() == scaled["to"], 10), "the recorded scale was never made"
     before = _status(stack, "applied")
-    replicas = stack.request("GET", f"{DEPLOYMENTS}/applied")[1]["spec"]["replicas"]
     stack.operator.stop()
     stack.start_operator(stack.model)
     after = _status(stack, "applied")
@@ -114,17 +123,21 @@ def test_restart_keeps_the_recommendation_and_does_not_act_twice(stack):
     # Within the stabilisation window of the last change, the new process must not scale.
     last = time.mktime(time.strptime(before["lastScaleTime"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
     while time.time() < last + 80:
-        assert stack.request("GET", f"{DEPLOYMENTS}/applied")[1]["spec"]["replicas"] == replicas, \
-            "scaled again inside the stabilisation window after a restart"
+        assert replicas() == scaled["to"], "scaled again inside the stabilisation window after a restart"
         time.sleep(2)
-    assert _status(stack, "applied")["lastRefitTime"] > before["lastRefitTime"], "the new process never refitted"
+    status = _status(stack, "applied")
+    assert status["lastRefitTime"] > before["lastRefitTime"], (
+        "the new process never refitted", status.get("conditions"),
+        [r.getMessage() for r in caplog.records if "applied" in r.getMessage()][-20:])
 
 
 def test_5xx_burst_on_target_reads_is_named_then_recovers(stack):
     before = _status(stack, "kube")["lastRefitTime"]
     stack.core.emulator.fail("GET", r"/deployments/kube/scale$", 503, 3)
-    landed = _wait(lambda: _status(stack, "kube").get("lastRefitTime", before) > before, 6 * INTERVAL)
+    started = time.time()
+    landed = wait_for(lambda: _status(stack, "kube").get("lastRefitTime", before) > before, 6 * INTERVAL)
     assert landed, "no refit landed after a burst of 503s on the target's scale"
+    print("FAULT", "target-read-503x3", "refit landed after", round(time.time() - started, 1))
     assert not any(rule[3] for rule in stack.core.emulator.failures), "the injected faults were not all hit"
     assert _cond(stack, "kube", "RecommendationProvided")["status"] == "True"
     events = stack.request("GET", "/api/v1/namespaces/default/events")[1]["items"]
@@ -137,11 +150,9 @@ def test_5xx_burst_on_the_operators_watch_is_survived(stack):
     kopf backs off, reconnects, and a spec change made meanwhile is still seen."""
     stack.core.emulator.fail("GET", r"/llmdeployments$", 503, 4)
     assert stack.core.call(Emulator.cut_watches) >= 1
-    code, obj = stack.request("PATCH", f"{BASE}/kube", {"spec": {"demand": {"tokensPerSecond": 7000}}})
-    assert code == 200
-    generation = obj["metadata"]["generation"]
-    seen = _wait(lambda: _status(stack, "kube").get("observedGeneration") == generation, 9 * INTERVAL)
-    assert seen, "a spec change during a 503 burst on the watch was never seen"
+    took = _spec_change_is_seen(stack, 7000, 9 * INTERVAL)
+    assert took is not None, "a spec change during a 503 burst on the watch was never seen"
+    print("FAULT", "watch-503x4-and-cut", "spec change seen after", took)
 
 
 def test_a_new_target_takes_the_annotations_and_the_old_one_is_left_clean(stack):
@@ -152,9 +163,9 @@ def test_a_new_target_takes_the_annotations_and_the_old_one_is_left_clean(stack)
         meta = stack.request("GET", f"{DEPLOYMENTS}/{name}")[1]["metadata"]
         return "ala.io/recommended-replicas" in (meta.get("annotations") or {})
 
-    assert _wait(lambda: annotated("first"), 6 * INTERVAL), "the first target was never annotated"
+    assert wait_for(lambda: annotated("first"), 6 * INTERVAL), "the first target was never annotated"
     stack.request("PATCH", f"{BASE}/mover", {"spec": {"targetRef": {"name": "second"}}})
-    assert _wait(lambda: annotated("second") and not annotated("first"), 6 * INTERVAL), \
+    assert wait_for(lambda: annotated("second") and not annotated("first"), 6 * INTERVAL), \
         "the annotations did not move to the new target"
     assert stack.request("DELETE", f"{BASE}/mover")[0] == 200
-    assert _wait(lambda: not annotated("second"), 6 * INTERVAL)
+    assert wait_for(lambda: not annotated("second"), 6 * INTERVAL)

@@ -75,3 +75,49 @@ def test_check_value():
     assert check_value("0", "q") == 0.0
     with pytest.raises(GarbageAnswer, match="not a number"):
         check_value(None, "q")
+
+
+@pytest.fixture(scope="module")
+def https_prometheus(tmp_path_factory):
+    """A Prometheus-shaped HTTPS endpoint on loopback with a self-signed certificate."""
+    import shutil
+    import ssl
+    import subprocess
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from ala_operator.emulator import QuietHandler
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is needed to make a certificate (apt-get install openssl)")
+    folder = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out",
+                    "cert.pem", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   cwd=folder, check=True, capture_output=True)
+
+    class Handler(QuietHandler):
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            self.reply(200, vector(42.0))
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_tls_is_verified_unless_the_resource_turns_it_off(https_prometheus):
+    with pytest.raises(PrometheusUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+        PrometheusClient(https_prometheus, retries=0).scalar("up")
+    assert PrometheusClient(https_prometheus, retries=0, verify_tls=False).scalar("up") == 42.0
+
+
+def test_tls_verification_is_on_by_default_in_a_spec(examples):
+    from ala_operator.spec import parse_spec
+    spec = examples["vllm-llama-8b"]["spec"]
+    assert parse_spec(spec).prometheus.verify_tls is True
+    assert parse_spec({**spec, "prometheus": {**spec["prometheus"], "insecureSkipTLSVerify": True}}
+                      ).prometheus.verify_tls is False
