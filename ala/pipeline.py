@@ -33,6 +33,8 @@ _CALIBRATION_FOLDS = 10
 _SIM_BINS = 5
 #: Distinct query configurations whose features are kept between predictions.
 _FACTS_KEPT = 512
+#: Queries with more distinct configurations than this are computed afresh, not kept.
+_FACTS_QUERY_ROWS = 64
 
 
 def _query_configs(table: pd.DataFrame) -> pd.DataFrame:
@@ -258,6 +260,8 @@ class ALA(BaseEstimator):
         per configuration (the whole row, so that catalog overrides count) until the
         next ``fit``.
         """
+        if len(unique) > _FACTS_QUERY_ROWS:  # a survey of many configurations: nothing to reuse
+            return self._compute_facts(unique)
         cache = self.__dict__.get("_facts_cache")
         if cache is None or cache[0] is not self.embedding_:
             cache = (self.embedding_, collections.OrderedDict())
@@ -267,20 +271,22 @@ class ALA(BaseEstimator):
                 for index, row in zip(unique.index, unique.to_numpy(dtype=object))]
         missing = [i for i, key in enumerate(keys) if key not in store]
         if missing:
-            new = unique.iloc[missing]
-            feats = config_features(new, self.catalog_)
-            sim = self.embedding_.summary(feats)
-            seen = pd.DataFrame(self._seen(new, self.configs_), index=new.index)
-            for i, key in enumerate(missing):
-                store[keys[key]] = (feats.iloc[[i]], sim.iloc[[i]], seen.iloc[[i]])
-            while len(store) > _FACTS_KEPT:
-                store.popitem(last=False)
+            computed = self._compute_facts(unique.iloc[missing])
+            for i, position in enumerate(missing):
+                store[keys[position]] = tuple(part.iloc[[i]] for part in computed)
         rows = [store[key] for key in keys]
         for key in keys:
             store.move_to_end(key)
+        while len(store) > _FACTS_KEPT:  # after reading: this call's rows are the newest
+            store.popitem(last=False)
         if len(rows) == 1:
             return rows[0]
         return tuple(pd.concat([row[part] for row in rows]) for part in range(3))
+
+    def _compute_facts(self, unique: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        feats = config_features(unique, self.catalog_)
+        return feats, self.embedding_.summary(feats), pd.DataFrame(self._seen(unique, self.configs_),
+                                                                    index=unique.index)
 
     @staticmethod
     def _seen(query: pd.DataFrame, train: pd.DataFrame) -> dict[str, np.ndarray]:

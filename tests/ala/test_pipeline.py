@@ -132,3 +132,15 @@ def test_per_configuration_facts_kept_between_predictions_change_nothing(small_m
     pd.testing.assert_frame_equal(fresh, again.loc[fresh.index])
     bigger = small_model.predict(query(model="acme/secret-1", params_b=70.0))
     assert (bigger < fresh["point"].to_numpy()[-4:]).all(), "an override must not be answered from another's facts"
+
+
+def test_kept_facts_survive_surveys_and_a_small_cache(small_model, monkeypatch):
+    import ala.pipeline
+
+    survey = pd.concat([query((8,), input_tokens=100 + k) for k in range(70)], ignore_index=True)
+    small_model.__dict__.pop("_facts_cache", None)
+    many = small_model.predict(survey)  # more configurations than are kept: computed afresh
+    monkeypatch.setattr(ala.pipeline, "_FACTS_KEPT", 2)
+    few = np.concatenate([small_model.predict(survey.iloc[i:i + 5]) for i in range(0, 70, 5)])
+    np.testing.assert_allclose(few, many)
+    assert len(small_model._facts_cache[1]) == 2
