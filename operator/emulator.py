@@ -279,18 +279,18 @@ class Emulator(kmock.KubernetesEmulator):
 
         async def stream():
             async with self._lock:  # the mark and the snapshot together: no event falls between them
-                mark = await self._buses[res].mark()
-                if resume:
-                    if not since.isdigit() or int(since) < self._forgotten_rv[res]:
-                        gone = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Expired",
-                                "code": 410, "message": f"too old resource version: {since}"}
-                        await send({"type": "ERROR", "object": gone})
-                        return
-                    current = [event for rv, event in self._history[res] if rv > int(since)]
-                else:
-                    current = [{"type": "ADDED", "object": obj.raw}
-                               for (r, _, _), obj in list(self._objects.items()) if r == res and not obj.deleted]
-                version = self._latest_rv()
+                expired = resume and (not since.isdigit() or int(since) < self._forgotten_rv[res])
+                if not expired:
+                    mark = await self._buses[res].mark()
+                    current = [event for rv, event in self._history[res] if rv > int(since)] if resume else \
+                        [{"type": "ADDED", "object": obj.raw}
+                         for (r, _, _), obj in list(self._objects.items()) if r == res and not obj.deleted]
+                    version = self._latest_rv()
+            if expired:
+                gone = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Expired",
+                        "code": 410, "message": f"too old resource version: {since}"}
+                await send({"type": "ERROR", "object": gone})
+                return
             for event in current:  # a resumed watch replays what it missed; a new one starts from now
                 if wanted(event["object"]):
                     await send(event)

@@ -227,7 +227,8 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
 
 
 def refit_timer(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
-                logger: logging.Logger | kopf.Logger, memo: Any, body: kopf.Body | None = None, **_: Any) -> dict:
+                logger: logging.Logger | kopf.Logger, memo: Any, body: kopf.Body | None = None,
+                now: datetime | None = None, **_: Any) -> dict:
     """The timer: ``refit``, its patch written by our client rather than kopf's.
 
     kopf's timer runner stops for good when its own patch is refused (a 409 or 422 on the
@@ -236,7 +237,7 @@ def refit_timer(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: ko
     TemporaryError the next tick recovers from.
     """
     own = kopf.Patch()
-    out = refit(spec=spec, meta=meta, status=status, patch=own, logger=logger, memo=memo, body=body)
+    out = refit(spec=spec, meta=meta, status=status, patch=own, logger=logger, memo=memo, body=body, now=now)
     if own:
         try:
             memo.cluster.patch_resource(meta.get("namespace", ""), meta.get("name", ""), own)

@@ -118,3 +118,58 @@ def test_prometheus_credentials_come_from_the_named_secret(api, prom, tmp_path, 
     spec["prometheus"]["secretRef"]["tokenKey"] = "nope"
     with pytest.raises(ClusterError, match="Secret default/reader has no key"):
         factory(parse_spec(spec), "default")
+
+
+def _watch_lines(api, query):
+    import json
+    import urllib.request
+    with urllib.request.urlopen(f"{api.url}{LLM}?watch=true&timeoutSeconds=1&{query}", timeout=10) as r:
+        return [json.loads(line) for line in r.read().splitlines() if line.strip()]
+
+
+def test_a_watch_resumes_from_a_list_version_and_expired_ones_get_410(tmp_path):
+    with EmulatorServer(("default",)) as api:
+        call(api, "POST", LLM, {"metadata": {"name": "w1"}, "spec": {}})
+        listed = call(api, "GET", LLM)[1]["metadata"]["resourceVersion"]
+        _, changed = call(api, "PATCH", LLM + "/w1", {"spec": {"x": 1}})
+        assert changed["metadata"]["resourceVersion"] > listed  # the list reports the latest, not the next
+        events = _watch_lines(api, f"resourceVersion={listed}")
+        # Only what came after the list: the change, not the object again as ADDED.
+        assert [(e["type"], e["object"]["metadata"]["resourceVersion"]) for e in events] == [
+            ("MODIFIED", changed["metadata"]["resourceVersion"])]
+        assert [e["type"] for e in _watch_lines(api, "")] == ["ADDED"]  # no version: the current state
+        assert _watch_lines(api, "resourceVersion=abc")[0]["object"]["code"] == 410
+
+    import ala_operator.emulator as emulator
+    original = emulator.WATCH_HISTORY
+    emulator.WATCH_HISTORY = 2
+    try:
+        with EmulatorServer(("default",)) as api:
+            call(api, "POST", LLM, {"metadata": {"name": "w2"}, "spec": {}})
+            first = call(api, "GET", LLM)[1]["metadata"]["resourceVersion"]
+            for x in range(3):
+                call(api, "PATCH", LLM + "/w2", {"spec": {"x": x}})
+            (gone,) = _watch_lines(api, f"resourceVersion={first}")
+            assert gone["type"] == "ERROR" and gone["object"]["code"] == 410
+    finally:
+        emulator.WATCH_HISTORY = original
+
+
+def test_patch_resource_retries_conflicts_and_server_errors(api, tmp_path, monkeypatch):
+    from ala_operator.kube import ClusterError
+
+    monkeypatch.setenv("KUBECONFIG", str(api.write_kubeconfig(tmp_path / "kubeconfig")))
+    cluster = KubeCluster.from_environment()
+    call(api, "POST", LLM, {"metadata": {"name": "p"}, "spec": {}})
+    api.emulator.fail("PATCH", r"/llmdeployments/p/status$", 409, 1)
+    api.emulator.fail("PATCH", r"/llmdeployments/p/status$", 503, 1)
+    cluster.patch_resource("default", "p", {"status": {"a": 1}, "metadata": {"annotations": {"k": "v"}}},
+                           backoff_s=0.01)
+    obj = call(api, "GET", LLM + "/p")[1]
+    assert obj["status"] == {"a": 1} and obj["metadata"]["annotations"] == {"k": "v"}
+    api.emulator.fail("PATCH", r"/llmdeployments/p/status$", 422, 1)
+    with pytest.raises(ClusterError):
+        cluster.patch_resource("default", "p", {"status": {"a": 2}}, backoff_s=0.01)
+    cluster.patch_resource("default", "gone", {"status": {"a": 1}})  # a resource that is gone: nothing to do
+    with pytest.raises(TargetNotFound):
+        cluster.patch_status("default", "gone", {"a": 1})
