@@ -1,5 +1,6 @@
-"""The operator as users run it, `ala-operator run` in its own process, killed with SIGKILL
-mid-run and started again; and its credentials watched for across everything it writes.
+"""The operator as users run it, `ala-operator run` in its own process, stopped mid-run
+(SIGTERM, as when its pod is replaced; SIGKILL, a crash) and started again; and its
+credentials watched for across everything it writes.
 
 Real parts: the operator process (kopf, our client), the API emulator over HTTP, a real
 Prometheus behind a recording proxy. The Prometheus token comes from a Secret; the proxy
@@ -115,14 +116,20 @@ def stack(require_prometheus, held_out, tmp_path_factory):
             proxy.down()
 
 
-def test_sigkill_mid_run_loses_nothing_and_does_not_act_twice(stack):
+@pytest.mark.parametrize("ending", ["SIGTERM", "SIGKILL"])
+def test_a_restart_mid_run_loses_nothing_and_does_not_act_twice(stack, ending):
+    """SIGTERM: a pod being replaced (kopf stops on its own). SIGKILL: a crash."""
     api, operator = stack["stack"], stack["operator"]
     assert wait_for(lambda: _status(api, "crashy").get("lastScale"), 120), "Apply mode never scaled"
-    # Kill it mid-cycle (it refits every 10 s and looks every 2 s).
+    # Stop it mid-cycle (it refits every 10 s and looks every 2 s).
     time.sleep(3.3)
     before = _status(api, "crashy")
     replicas = api.request("GET", f"{DEPLOYMENTS}/crashy")[1]["spec"]["replicas"]
-    operator.kill()
+    if ending == "SIGKILL":
+        operator.kill()
+    else:
+        operator.process.terminate()
+        assert operator.process.wait(30) is not None, "the operator did not stop on SIGTERM"
     assert api.request("GET", f"{DEPLOYMENTS}/crashy")[1]["spec"]["replicas"] == replicas
     after_kill = _status(api, "crashy")
     assert after_kill.get("recommendation") and after_kill["lastRefitTime"] >= before["lastRefitTime"], \
