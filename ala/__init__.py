@@ -5,7 +5,7 @@ Pure computation (numpy, scipy, scikit-learn, pandas): no Kubernetes, no HTTP.
 
 from .benchmarks import BenchmarkError, load_benchmarks, read_benchmarks
 from .catalog import Catalog, UnknownAcceleratorError, UnknownModelError
-from .pipeline import ALA
+from .estimator import ALA
 from .throughput import ThroughputCurve
 
 __all__ = ["ALA", "BenchmarkError", "Catalog", "ThroughputCurve", "UnknownAcceleratorError",

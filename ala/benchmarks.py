@@ -109,10 +109,22 @@ def _text(column: pd.Series) -> np.ndarray:
     return np.array(["" if gone else str(v).strip() for v, gone in zip(values, missing)], dtype=object)
 
 
-def _config_hash(frame: pd.DataFrame) -> pd.Series:
-    columns = [frame[c].to_numpy(dtype=object) for c in DESCRIPTIVE_COLUMNS]
-    return pd.Series([_hash_key("|".join(map(str, values))) for values in zip(*columns)], index=frame.index,
+def configuration_key(frame: pd.DataFrame, columns: tuple[str, ...] = DESCRIPTIVE_COLUMNS) -> pd.Series:
+    """The one key of a configuration: a short hash of ``columns`` of each row.
+
+    With the default columns it is a benchmark row's ``config_id`` (stable across
+    releases: saved models and the documentation name curves by it); query keys and
+    the evaluation's deployment groups are the same function over other columns.
+    """
+    values = [frame[c].to_numpy(dtype=object) for c in columns]
+    return pd.Series([_hash_key("|".join(map(str, row))) for row in zip(*values)], index=frame.index,
                      dtype=object)
+
+
+def query_keys(table: pd.DataFrame) -> pd.Series:
+    """Key of each query or live row: rows that describe the same configuration share it,
+    whatever their source."""
+    return configuration_key(table.assign(source="query"))
 
 
 @functools.lru_cache(maxsize=8192)  # the same configurations are hashed at every refit
@@ -190,7 +202,7 @@ def validate_table(frame: pd.DataFrame, where: str = "table", *, measurements: b
     out = pd.DataFrame(out, index=frame.index)
     no_id = out["config_id"] == ""
     if no_id.any():
-        out.loc[no_id, "config_id"] = _config_hash(out.loc[no_id])
+        out.loc[no_id, "config_id"] = configuration_key(out.loc[no_id])
     return out
 
 

@@ -20,7 +20,7 @@ from .benchmarks import BenchmarkError, bundled_paths, read_benchmarks
 from .catalog import UnknownAcceleratorError, UnknownModelError
 from .importers import READERS, Context, import_results
 from .persistence import ModelFileError, load_model, save_model
-from .pipeline import ALA
+from .estimator import ALA
 from .planner import Demand, Deployment, Objectives, Policy, batch_grid, plan
 
 EXAMPLES = """examples:

@@ -17,11 +17,11 @@ import pandas as pd
 from scipy.stats import spearmanr
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from .benchmarks import group_curves
+from .benchmarks import configuration_key, group_curves
 from .catalog import Catalog
 from .database import fit_parameters
 from .features import config_features, row_features
-from .pipeline import ALA
+from .estimator import ALA
 from .similarity import WorkloadEmbedding
 from .throughput import curve
 
@@ -83,7 +83,7 @@ def summarise(pred: Predictions, mask_source: str | None = None) -> dict:
 
 
 def _group_key(configs: pd.DataFrame) -> pd.Series:
-    return configs[list(GROUP_COLUMNS)].apply(lambda r: "|".join(map(str, r)), axis=1)
+    return configuration_key(configs, GROUP_COLUMNS)
 
 
 def _stratified_folds(configs: pd.DataFrame, k: int, rng: np.random.Generator) -> pd.Series:

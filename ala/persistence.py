@@ -6,7 +6,8 @@ Format ``ala-model`` version 1 is a ZIP archive of three kinds of members:
   versions, a SHA-256 digest of every other member, and a fingerprint (predictions on
   probe queries);
 * ``training.csv``: the validated training table in the benchmark schema;
-* ``live.csv`` (optional): live measurements added with ``ALA.update``.
+* ``live.csv`` (optional): live measurements given to ``save_model(..., live=)``, in the
+  benchmark schema (read back with :func:`load_live`, used through ``predict(..., live=)``).
 
 Loading checks the format, version and digests, reads the tables through the same
 validation as any benchmark file, refits (the fit is deterministic for a given
@@ -30,7 +31,7 @@ import scipy
 import sklearn
 
 from .benchmarks import read_benchmarks
-from .pipeline import ALA
+from .estimator import ALA
 
 FORMAT = "ala-model"
 VERSION = 1
@@ -60,15 +61,15 @@ def _fingerprint(model: ALA) -> list[float]:
         return []
 
 
-def save_model(model: ALA, path: str | Path) -> Path:
-    """Write a fitted ``model`` to ``path`` (format ``ala-model`` version 1)."""
+def save_model(model: ALA, path: str | Path, live: pd.DataFrame | None = None) -> Path:
+    """Write a fitted ``model`` to ``path`` (format ``ala-model`` version 1), with ``live``
+    measurements (query rows plus ``throughput_tokens_per_s``) beside it when given."""
     if not hasattr(model, "regressor_"):
         raise ValueError("the model is not fitted; call fit first.")
     path = Path(path)
     members = {"training.csv": _csv_bytes(model.training_)}
-    if model.live_:
-        live = pd.concat([pts.assign(query_key=key) for key, pts in model.live_.items()], ignore_index=True)
-        members["live.csv"] = _csv_bytes(live)
+    if live is not None and len(live):
+        members["live.csv"] = _csv_bytes(read_benchmarks(live))
     manifest = {
         "format": FORMAT, "version": VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -134,10 +135,6 @@ def load_model(path: str | Path) -> ALA:
     training = read_benchmarks(pd.read_csv(io.BytesIO(data["training.csv"]), dtype=str,
                                            keep_default_na=False))
     model = ALA(**params).fit(training)
-    if "live.csv" in data:
-        live = pd.read_csv(io.BytesIO(data["live.csv"]))
-        for key, group in live.groupby("query_key"):
-            model.live_[str(key)] = group[["batch_size", "throughput_tokens_per_s"]].reset_index(drop=True)
     expected = manifest.get("fingerprint", [])
     got = _fingerprint(model)
     if expected and (len(got) != len(expected) or not np.allclose(got, expected, rtol=FINGERPRINT_RTOL)):
@@ -146,3 +143,20 @@ def load_model(path: str | Path) -> ALA:
                              f"scikit-learn {saved.get('scikit-learn')}, numpy {saved.get('numpy')}; "
                              f"running {sklearn.__version__}, {np.__version__})")
     return model
+
+
+def load_live(path: str | Path) -> pd.DataFrame | None:
+    """The live measurements saved beside the model in ``path`` (None when there are
+    none), checked like any benchmark table; pass them as ``live=`` to predictions."""
+    path = Path(path)
+    manifest, data = _read_members(path)
+    if "live.csv" not in data:
+        return None
+    if _digest(data["live.csv"]) != (manifest.get("sha256") or {}).get("live.csv"):
+        raise ModelFileError(f"{path}: live.csv was altered or damaged (SHA-256 mismatch)")
+    frame = pd.read_csv(io.BytesIO(data["live.csv"]), dtype=str, keep_default_na=False)
+    if "query_key" in frame.columns and "model" not in frame.columns:
+        raise ModelFileError(f"{path}: live.csv holds live points keyed by configuration only (written by "
+                             f"ala 0.1's ALA.update); they cannot be matched to a query: save them again "
+                             f"with save_model(model, path, live=rows)")
+    return read_benchmarks(frame)

@@ -249,7 +249,8 @@ def choose(batches: np.ndarray, point: np.ndarray, lower: np.ndarray, upper: np.
 
 
 def plan(model, deployment: Deployment, demand: Demand, objectives: Objectives = Objectives(),
-         policy: Policy = Policy(), alternatives: bool = True, top: int = 8) -> Plan:
+         policy: Policy = Policy(), alternatives: bool = True, top: int = 8,
+         live: pd.DataFrame | None = None) -> Plan:
     """Recommend batch size and replicas for ``deployment`` from a fitted ALA ``model``.
 
     Parameters
@@ -261,6 +262,9 @@ def plan(model, deployment: Deployment, demand: Demand, objectives: Objectives =
     alternatives : bool
         Also plan every catalog accelerator and count whose memory holds the weights,
         ranked by cost per million output tokens.
+    live : DataFrame, optional
+        Measurements of running deployments (``deployment.query(batches)`` rows plus
+        ``throughput_tokens_per_s``); they update the curve of their own configuration.
 
     Returns
     -------
@@ -279,7 +283,7 @@ def plan(model, deployment: Deployment, demand: Demand, objectives: Objectives =
     if alternatives:
         candidates += _alternatives(model.catalog_, deployment)
     query = pd.concat([c.query(grid) for c in candidates], ignore_index=True)
-    out = model.predict_interval(query, confidence_level=policy.confidence_level)
+    out = model.predict_interval(query, confidence_level=policy.confidence_level, live=live)
     n = grid.size
     plans = []
     for i, cand in enumerate(candidates):

@@ -6,20 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from typing import Any
 
 import kopf
 
 from ala.benchmarks import load_benchmarks
+from ala.estimator import ALA
 from ala.persistence import load_model
-from ala.pipeline import ALA
 
 from .handlers import register
 from .kube import ClusterError, KubeCluster
 from .metrics import OperatorMetrics
 from .prometheus import PrometheusClient
 from .settings import Settings
+from .shared import Cluster, Shared
 from .spec import LLMDeploymentSpec
 
 logger = logging.getLogger(__name__)
@@ -58,17 +58,16 @@ class PrometheusFactory:
                                 username=username, password=password)
 
 
-def build_memo(settings: Settings, model: ALA | None = None, cluster: Any = None,
-               metrics: OperatorMetrics | None = None) -> kopf.Memo:
-    """The state every handler shares (kopf copies the memo per resource, shallowly)."""
-    memo = kopf.Memo()
-    memo.settings = settings
-    memo.model = model if model is not None else fitted_model(settings)
-    memo.model_lock = threading.Lock()
-    memo.metrics = metrics or OperatorMetrics()
-    memo.cluster = cluster if cluster is not None else KubeCluster.from_environment()
-    memo.prometheus = PrometheusFactory(memo.cluster)
-    return memo
+def build_memo(settings: Settings, model: ALA | None = None, cluster: Cluster | None = None,
+               metrics: OperatorMetrics | None = None) -> Shared:
+    """The state every handler shares (kopf copies the memo per resource, shallowly): one
+    model for every resource, read without a lock (prediction writes nothing to it)."""
+    # The model first: a model file that cannot be read is the error to report, before
+    # any question of where the cluster is.
+    model = model if model is not None else fitted_model(settings)
+    cluster = cluster if cluster is not None else KubeCluster.from_environment()
+    return Shared(settings=settings, model=model, metrics=metrics or OperatorMetrics(), cluster=cluster,
+                  prometheus=PrometheusFactory(cluster))
 
 
 def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -105,7 +104,7 @@ def _configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.networking.request_timeout = 30
 
 
-async def run(settings: Settings, memo: kopf.Memo | None = None, stop_flag: Any = None,
+async def run(settings: Settings, memo: Shared | None = None, stop_flag: Any = None,
               ready_flag: Any = None) -> None:
     """Run the operator until ``stop_flag`` is set (or forever)."""
     logger.info("ala-operator settings: %s", settings.describe())

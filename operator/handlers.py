@@ -12,15 +12,18 @@ import functools
 import logging
 import time
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any
 
 import kopf
 
 from .constants import (ANNOTATION_BATCH, ANNOTATION_CONFIDENCE, ANNOTATION_REPLICAS, ANNOTATION_UPDATED,
                         COND_FITTED, COND_METRICS, COND_RECOMMENDATION, COND_SPEC_VALID, GROUP, PLURAL, VERSION)
+from .actuator import actuate
 from .kube import ClusterError, TargetNotFound
-from .prometheus import GarbageAnswer, PrometheusQueryError, PrometheusUnavailable, build_queries
-from .refit import live_points, live_table, recommend, scale_decision, scorecard
+from .observe import fetch, window_s
+from .prometheus import GarbageAnswer, PrometheusQueryError, PrometheusUnavailable
+from .refit import Observations, step
+from .shared import Shared
 from .spec import SpecError, parse_spec
 from .status import annotations, plan_conditions, recommendation, set_condition, timestamp
 
@@ -68,33 +71,13 @@ def check_spec(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kop
     return {"valid": True}
 
 
-class Cluster(Protocol):
-    """The Kubernetes calls the refit needs (a real adapter or a test double)."""
-
-    def get_scale(self, namespace: str, api_version: str, kind: str, name: str) -> tuple[int, int]:
-        """(desired replicas, ready replicas) of the target."""
-
-    def set_scale(self, namespace: str, api_version: str, kind: str, name: str, replicas: int) -> None:
-        """Write the target's desired replicas through its scale subresource."""
-
-    def annotate(self, namespace: str, api_version: str, kind: str, name: str,
-                 annotations: dict[str, str | None]) -> None:
-        """Merge annotations into the target (None removes a key)."""
-
-    def patch_status(self, namespace: str, name: str, status: dict) -> None:
-        """Merge ``status`` into the LLMDeployment's status now (retrying conflicts)."""
-
-
 def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
-          logger: logging.Logger | kopf.Logger, memo: Any, body: kopf.Body | None = None,
+          logger: logging.Logger | kopf.Logger, memo: Shared, body: kopf.Body | None = None,
           now: datetime | None = None, **_: Any) -> dict:
-    """Fetch live metrics, refit, plan, publish; scale only in Apply mode.
+    """Parse, fetch, decide (``refit.step``), publish, actuate; scale only in Apply mode.
 
-    ``memo`` carries the shared state set at start: ``model`` (a fitted ALA) with
-    ``model_lock``, ``metrics`` (OperatorMetrics), ``cluster`` (Cluster) and
-    ``prometheus(spec, namespace)`` returning a PrometheusClient. Failures leave the last
-    recommendation in place and say why in a condition; the next tick retries. With a
-    ``body``, changes that matter are also posted as Events.
+    Failures leave the last recommendation in place and say why in a condition; the next
+    tick retries. With a ``body``, changes that matter are also posted as Events.
     """
     now = now or datetime.now(timezone.utc)
     namespace, name, generation = meta.get("namespace", ""), meta.get("name", ""), meta.get("generation")
@@ -109,6 +92,8 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
         return {"skipped": "interval"}
     started = time.perf_counter()
     target = (namespace, parsed.target_api_version, parsed.target_kind, parsed.target_name)
+
+    # Fetch: the target's replicas, then the metrics.
     try:
         desired, ready = memo.cluster.get_scale(*target)
     except ClusterError as exc:
@@ -119,21 +104,8 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
         _event(body, "Warning", reason, str(exc), _flipped(conditions, COND_RECOMMENDATION, reason))
         logger.warning("target of %s/%s: %s", namespace, name, exc)
         return {"target": False, "reason": reason}
-    metrics_ok = True
     try:
-        client = memo.prometheus(parsed, namespace)
-        queries = build_queries(parsed.deployment.engine, parsed.prometheus.selector,
-                                dict(parsed.prometheus.queries), window=f"{parsed.prometheus.rate_window_s}s")
-        window = max(parsed.refit_interval_s * 5, 300)
-        start, step = now.timestamp() - window, parsed.prometheus.step_s
-        throughput = _series(client.range(queries["throughput"], start, now.timestamp(), step))
-        if not throughput:
-            raise GarbageAnswer("the throughput query matched no series: check prometheus.selector and that the "
-                                "engine exports its metrics")
-        batch = _series(client.range(queries["batch"], start, now.timestamp(), step))
-        serving = _series(client.range(queries["replicas"], start, now.timestamp(), step)) \
-            if queries.get("replicas") else None
-        demand = client.scalar(parsed.demand_query) if parsed.demand_query else None
+        observations = fetch(memo.prometheus(parsed, namespace), parsed, now, desired, ready)
     except (PrometheusUnavailable, PrometheusQueryError, GarbageAnswer, ClusterError) as exc:
         reason = "SecretUnavailable" if isinstance(exc, ClusterError) else type(exc).__name__
         memo.metrics.query_failures.labels(reason).inc()
@@ -147,28 +119,18 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
             return {"metrics": False, "reason": reason}
         # Nothing published yet and the demand is in the spec: the prior alone still
         # gives a recommendation, its confidence saying how much that is worth.
-        metrics_ok, throughput, batch, serving, demand, window = False, [], [], None, None, 0
-    warmup_until = _parse_time(status["lastScaleTime"]).timestamp() + parsed.warmup_s \
-        if status.get("lastScaleTime") else 0.0
-    if throughput and throughput[0][0] > start + parsed.prometheus.step_s:
-        # The series began inside the range (a new deployment, a restarted exporter): its
-        # first rate window mixes in the start, so those samples are left out.
-        warmup_until = max(warmup_until, throughput[0][0] + parsed.prometheus.rate_window_s)
-    points = live_points(throughput, batch, ready, warmup_until, serving)
-    if metrics_ok:
+        observations = Observations(desired=desired, ready=ready, metrics_ok=False)
+
+    # Decide: one pure step, the same the trace replay calls.
+    last_scaled = _parse_time(status["lastScaleTime"]) if status.get("lastScaleTime") else None
+    decision = step(memo.model, parsed, observations, status.get("scorecard"), last_scaled, now)
+    result, points = decision.plan, decision.points
+
+    # Publish: status, annotations, events.
+    if observations.metrics_ok:
         conditions = set_condition(conditions, COND_METRICS, True, "Scraped",
-                                   f"{len(points)} live point(s) from the last {window}s", now, generation)
-    score = status.get("scorecard")
-    with memo.model_lock:  # the model's live state is shared; one refit at a time uses it
-        if len(points) >= 2 and points[-1].at > float((score or {}).get("lastPointTime", 0)):
-            # Score the prediction made before the newest point was known.
-            before = memo.model.predict_interval(parsed.deployment.query([points[-1].batch]),
-                                                 parsed.policy.confidence_level,
-                                                 live=live_table(parsed, points[:-1]))
-            row = before.iloc[0]
-            score = scorecard(score, row["point"], row["lower"], row["upper"], points[-1].throughput)
-            score["lastPointTime"] = points[-1].at
-        result = recommend(memo.model, parsed, demand, points)
+                                   f"{len(points)} live point(s) from the last {window_s(parsed):.0f}s", now,
+                                   generation)
     conditions = set_condition(conditions, COND_FITTED, True, "Refitted",
                                f"prior updated with {len(points)} live point(s)", now, generation)
     conditions = plan_conditions(conditions, result, parsed.min_confidence, now, generation)
@@ -176,7 +138,7 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
     rec["livePoints"] = len(points)
     previous = (status.get("recommendation") or {}).get("replicas", {}).get("target")
     patch.status["recommendation"] = rec
-    patch.status["scorecard"] = score
+    patch.status["scorecard"] = decision.score
     patch.status["lastRefitTime"] = timestamp(now)
     patch.status["observedGeneration"] = generation
     ann = annotations(result, now)
@@ -191,43 +153,28 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
         _event(body, "Normal", "RecommendationChanged",
                f"{previous} -> {target_now} replicas at batch {rec.get('batchSize')}, "
                f"confidence {rec.get('confidence')}", True)
-    replicas, why = scale_decision(parsed, result, desired, _parse_time(status["lastScaleTime"])
-                                   if status.get("lastScaleTime") else None, now)
-    if replicas is not None:
-        record = {"lastScaleTime": timestamp(now), "lastScale": {"from": desired, "to": replicas,
-                                                                 "time": timestamp(now)}}
-        written = False
-        try:
-            # Written ahead of the scale: a process that dies between the two leaves a
-            # record its successor honours (it waits out the window) rather than a scale
-            # it does not know of (it would act again at once).
-            memo.cluster.patch_status(namespace, name, record)
-            written = True
-            memo.cluster.set_scale(*target, replicas)
-        except ClusterError as exc:
-            memo.metrics.refit_errors.labels("ScaleFailed").inc()
-            why = f"scaling failed: {exc}"
-            replicas = None
-            if written:  # the scale did not happen: the record goes back to what it was
-                patch.status["lastScaleTime"] = status.get("lastScaleTime")
-                patch.status["lastScale"] = status.get("lastScale")
-        else:
-            patch.status.update(record)
-            _event(body, "Normal", "Scaled", f"{parsed.target_kind} {parsed.target_name}: {why}", True)
-            logger.info("scaled %s/%s %s: %s", namespace, parsed.target_name, desired, why)
+
+    # Actuate (Apply mode only: step decided None otherwise).
+    done = actuate(memo.cluster, namespace, name, target, desired, decision.scale_to, decision.why, status, now)
+    patch.status.update(done.status)
+    if done.error is not None:
+        memo.metrics.refit_errors.labels("ScaleFailed").inc()
+    elif done.replicas is not None:
+        _event(body, "Normal", "Scaled", f"{parsed.target_kind} {parsed.target_name}: {done.why}", True)
+        logger.info("scaled %s/%s %s: %s", namespace, parsed.target_name, desired, done.why)
     patch.status["conditions"] = conditions
     elapsed = time.perf_counter() - started
     memo.metrics.refit_seconds.observe(elapsed)
-    memo.metrics.publish(namespace, name, result, score, points[-1].throughput if points else None,
-                         desired=replicas if replicas is not None else desired, ready=ready)
+    memo.metrics.publish(namespace, name, result, decision.score, points[-1].throughput if points else None,
+                         desired=done.replicas if done.replicas is not None else desired, ready=ready)
     logger.info("refit %s/%s n=%d replicas=%s batch=%s conf=%s in %.0f ms (%s)", namespace, name, len(points),
                 (result.replicas or {}).get("target"), result.batch_size,
-                None if result.confidence is None else round(result.confidence, 2), 1000 * elapsed, why)
-    return {"metrics": metrics_ok, "outcome": result.outcome, "scaled_to": replicas}
+                None if result.confidence is None else round(result.confidence, 2), 1000 * elapsed, done.why)
+    return {"metrics": observations.metrics_ok, "outcome": result.outcome, "scaled_to": done.replicas}
 
 
 def refit_timer(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
-                logger: logging.Logger | kopf.Logger, memo: Any, body: kopf.Body | None = None,
+                logger: logging.Logger | kopf.Logger, memo: Shared, body: kopf.Body | None = None,
                 now: datetime | None = None, **_: Any) -> dict:
     """The timer: ``refit``, its patch written by our client rather than kopf's.
 
@@ -247,7 +194,7 @@ def refit_timer(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: ko
     return out
 
 
-def cleanup(spec: kopf.Spec, meta: kopf.Meta, memo: Any, logger: logging.Logger | kopf.Logger, **_: Any) -> None:
+def cleanup(spec: kopf.Spec, meta: kopf.Meta, memo: Shared, logger: logging.Logger | kopf.Logger, **_: Any) -> None:
     """The resource is being deleted: drop its metric series and the target's annotations."""
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
     memo.metrics.forget(namespace, name)
@@ -255,7 +202,7 @@ def cleanup(spec: kopf.Spec, meta: kopf.Meta, memo: Any, logger: logging.Logger 
     logger.info("forgot %s/%s", namespace, name)
 
 
-def retarget(old: Any, new: Any, meta: kopf.Meta, memo: Any, logger: logging.Logger | kopf.Logger,
+def retarget(old: Any, new: Any, meta: kopf.Meta, memo: Shared, logger: logging.Logger | kopf.Logger,
              **_: Any) -> None:
     """``spec.targetRef`` now names another workload: the old one loses our annotations
     (they would still advertise a recommendation that is no longer about it)."""
@@ -266,7 +213,7 @@ def retarget(old: Any, new: Any, meta: kopf.Meta, memo: Any, logger: logging.Log
                     old["name"])
 
 
-def _unannotate(memo: Any, namespace: str, target: dict) -> None:
+def _unannotate(memo: Shared, namespace: str, target: dict) -> None:
     removed = {key: None for key in (ANNOTATION_REPLICAS, ANNOTATION_BATCH, ANNOTATION_CONFIDENCE,
                                      ANNOTATION_UPDATED)}
     if not target.get("name"):
@@ -291,13 +238,6 @@ def _flipped(conditions: list, type_: str, reason: str) -> bool:
 def _event(body: kopf.Body | None, type_: str, reason: str, message: str, send: bool) -> None:
     if body is not None and send:
         kopf.event(body, type=type_, reason=reason, message=message[:1024])
-
-
-def _series(result: list[tuple[dict, list[tuple[float, float]]]]) -> list[tuple[float, float]]:
-    """The single series a summed query returns (empty when there is no traffic yet)."""
-    if len(result) > 1:
-        raise GarbageAnswer(f"expected one summed series, got {len(result)}; sum the query")
-    return result[0][1] if result else []
 
 
 def _parse_time(text: str) -> datetime:

@@ -14,47 +14,46 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Callable
 
+from .engines import ENGINES, EngineMetrics, name_pattern
+
 #: Largest value believed for any series (tokens/s, sequences, requests/s, tokens).
 ABSURD = 1e9
 
-# Exporters spell names `vllm:generation_tokens` or, escaped under OpenMetrics,
-# `vllm_generation_tokens_total`: presets match both with a __name__ regex.
-PRESETS: dict[str, dict[str, str]] = {
-    "vllm": {
-        "throughput": 'sum(rate({{__name__=~"vllm[:_]generation_tokens(_total)?"{sel}}}[{w}]))',
-        "batch": 'sum(avg_over_time({{__name__=~"vllm[:_]num_requests_running"{sel}}}[{w}]))',
-        "requestRate": 'sum(rate({{__name__=~"vllm[:_]request_success(_total)?"{sel}}}[{w}]))',
-        "inputTokens": ('sum(rate({{__name__=~"vllm[:_]request_prompt_tokens_sum"{sel}}}[{w}])) / '
-                        'sum(rate({{__name__=~"vllm[:_]request_prompt_tokens_count"{sel}}}[{w}]))'),
-        "outputTokens": ('sum(rate({{__name__=~"vllm[:_]request_generation_tokens_sum"{sel}}}[{w}])) / '
-                         'sum(rate({{__name__=~"vllm[:_]request_generation_tokens_count"{sel}}}[{w}]))'),
-    },
-    "sglang": {
-        "throughput": 'sum(rate({{__name__=~"sglang[:_]generation_tokens(_total)?"{sel}}}[{w}]))',
-        "batch": 'sum(avg_over_time({{__name__=~"sglang[:_]num_running_reqs"{sel}}}[{w}]))',
-        "requestRate": 'sum(rate({{__name__=~"sglang[:_]num_requests(_total)?"{sel}}}[{w}]))',
-        "inputTokens": ('sum(rate({{__name__=~"sglang[:_]prompt_tokens(_total)?"{sel}}}[{w}])) / '
-                        'sum(rate({{__name__=~"sglang[:_]num_requests(_total)?"{sel}}}[{w}]))'),
-        "outputTokens": ('sum(rate({{__name__=~"sglang[:_]generation_tokens(_total)?"{sel}}}[{w}])) / '
-                         'sum(rate({{__name__=~"sglang[:_]num_requests(_total)?"{sel}}}[{w}]))'),
-    },
-    "tgi": {
-        "throughput": 'sum(rate({{__name__=~"tgi[:_]request_generated_tokens_sum"{sel}}}[{w}]))',
-        "batch": 'sum(avg_over_time({{__name__=~"tgi[:_]batch_current_size"{sel}}}[{w}]))',
-        "requestRate": 'sum(rate({{__name__=~"tgi[:_]request_success(_total)?"{sel}}}[{w}]))',
-        "inputTokens": ('sum(rate({{__name__=~"tgi[:_]request_input_length_sum"{sel}}}[{w}])) / '
-                        'sum(rate({{__name__=~"tgi[:_]request_input_length_count"{sel}}}[{w}]))'),
-        "outputTokens": ('sum(rate({{__name__=~"tgi[:_]request_generated_tokens_sum"{sel}}}[{w}])) / '
-                         'sum(rate({{__name__=~"tgi[:_]request_generated_tokens_count"{sel}}}[{w}]))'),
-    },
-}
-# Replicas serving at each instant: the series whose running batch was above zero over the
-# window. Dividing by these (not by today's ready count) keeps points from a rollout or a
-# scale-up honest: a replica that was not serving yet is not counted.
-for _preset in PRESETS.values():
-    _running = _preset["batch"][len("sum(avg_over_time("):-len("[{w}]))")]
-    _preset["replicas"] = f"count(avg_over_time({_running}[{{w}}]) > 0)"
-PRESETS["tensorrt-llm"] = PRESETS["vllm"]  # served through an OpenAI-compatible vLLM-style exporter
+def _over(function: str, pattern: str) -> str:
+    """``sum(function({__name__=~"pattern"<selector>}[<window>]))`` as a template."""
+    return f'sum({function}({{{{__name__=~"{pattern}"{{sel}}}}}}[{{w}}]))'
+
+
+def _preset(m: EngineMetrics) -> dict[str, str]:
+    """PromQL templates (``{sel}``, ``{w}``) per signal from an engine's metric names."""
+    requests = _over("rate", name_pattern(m.requests, counter=True))
+    generated = _over("rate", name_pattern(m.generated, counter=True)) if m.generated else None
+
+    def per_request(histogram: str | None, counter: str | None) -> str | None:
+        if histogram:
+            return (_over("rate", name_pattern(histogram, suffix="_sum")) + " / "
+                    + _over("rate", name_pattern(histogram, suffix="_count")))
+        return f"{counter} / {requests}" if counter else None
+
+    running = name_pattern(m.running)
+    out = {
+        "throughput": generated or _over("rate", name_pattern(m.generated_histogram, suffix="_sum")),
+        "batch": _over("avg_over_time", running),
+        "requestRate": requests,
+        "inputTokens": per_request(m.prompt_histogram,
+                                   _over("rate", name_pattern(m.prompt_counter, counter=True))
+                                   if m.prompt_counter else None),
+        "outputTokens": per_request(m.generated_histogram, generated),
+        # Replicas serving at each instant: the series whose running batch was above zero
+        # over the window. Dividing by these (not by today's ready count) keeps points from
+        # a rollout or a scale-up honest: a replica that was not serving yet is not counted.
+        "replicas": f'count(avg_over_time({{{{__name__=~"{running}"{{sel}}}}}}[{{w}}]) > 0)',
+    }
+    return {signal: query for signal, query in out.items() if query}
+
+
+#: PromQL templates per engine, built from the names in ``engines.ENGINES``.
+PRESETS: dict[str, dict[str, str]] = {engine: _preset(m) for engine, m in ENGINES.items()}
 
 
 class PrometheusUnavailable(Exception):

@@ -1,15 +1,17 @@
-"""The operator's decisions, as pure functions: live points from metrics, the refit and
-plan, the live accuracy scorecard, and whether (and how far) to scale.
+"""One refit as a pure function: ``step(model, spec, observations, score, last_scaled, now)``
+turns what was observed into a ``Decision`` (live points, scorecard, plan, replicas to set).
 
-Handlers fetch and publish; everything here takes plain values and a ``now``.
+The operator's handler and the trace replay both call ``step``, so a replay measures the
+operator's own decisions. Nothing here fetches, writes or keeps state: handlers fetch the
+``Observations`` and publish the ``Decision``; the actuator carries out the scale.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
@@ -68,18 +70,28 @@ def live_table(spec: LLMDeploymentSpec, points: list[Observation]) -> pd.DataFra
 
 def recommend(model, spec: LLMDeploymentSpec, demand_tokens_per_s: float | None,
               points: list[Observation]) -> Plan:
-    """The plan for one deployment, its curve updated with the live points."""
+    """The plan for one deployment, its curve updated with the live points (through
+    ``live=``: the shared model is read, never written)."""
     if demand_tokens_per_s is not None:
         demand = Demand(output_tokens_per_s=demand_tokens_per_s)
     else:
         demand = Demand(spec.demand_tokens_per_s, spec.demand_requests_per_s)
-    model.clear_live()
-    if points:
-        model.update(live_table(spec, points))
-    try:
-        return plan(model, spec.deployment, demand, spec.objectives, spec.policy, alternatives=False)
-    finally:
-        model.clear_live()
+    return plan(model, spec.deployment, demand, spec.objectives, spec.policy, alternatives=False,
+                live=live_table(spec, points) if points else None)
+
+
+def score_newest(model, spec: LLMDeploymentSpec, points: list[Observation],
+                 previous: Mapping[str, Any] | None) -> dict | None:
+    """The scorecard with the newest point scored against the prediction made without it
+    (once per point: ``lastPointTime`` remembers which was scored last)."""
+    if len(points) < 2 or points[-1].at <= float((previous or {}).get("lastPointTime", 0)):
+        return dict(previous) if previous else None
+    before = model.predict_interval(spec.deployment.query([points[-1].batch]), spec.policy.confidence_level,
+                                    live=live_table(spec, points[:-1]))
+    row = before.iloc[0]
+    score = scorecard(previous, row["point"], row["lower"], row["upper"], points[-1].throughput)
+    score["lastPointTime"] = points[-1].at
+    return score
 
 
 def scorecard(previous: Mapping[str, Any] | None, predicted: float, lower: float, upper: float,
@@ -120,3 +132,59 @@ def scale_decision(spec: LLMDeploymentSpec, result: Plan, current: int, last_sca
         return None, f"within the {spec.stabilization_window_s}s stabilisation window of the last change"
     step = max(-spec.max_step, min(spec.max_step, target - current))
     return int(min(max(current + step, low), high)), f"scale {current} -> {current + step} towards {target}"
+
+
+@dataclass(frozen=True)
+class Observations:
+    """What one refit knows of the world, fetched before ``step``.
+
+    ``throughput``, ``batch`` and ``serving`` are (unix seconds, value) series, fleet-wide:
+    generated tokens/s, running requests, replicas serving (``serving`` None when not
+    measured). ``window_start`` is where the queried range began (a series that starts
+    later began inside it: a new deployment or a restarted exporter). ``demand`` is the
+    demand query's answer in output tokens/s (None: the spec's demand). ``metrics_ok``
+    False means the metrics could not be read and the series are empty on purpose.
+    """
+
+    desired: int
+    ready: int
+    throughput: Sequence[tuple[float, float]] = ()
+    batch: Sequence[tuple[float, float]] = ()
+    serving: Sequence[tuple[float, float]] | None = None
+    demand: float | None = None
+    window_start: float | None = None
+    metrics_ok: bool = True
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What ``step`` decided: the live points it used, the scorecard, the plan, and the
+    replicas to set on the target (None: leave it) with the reason."""
+
+    points: list[Observation]
+    score: dict | None
+    plan: Plan
+    scale_to: int | None
+    why: str
+    warmup_until: float = field(default=0.0)
+
+
+def step(model, spec: LLMDeploymentSpec, observations: Observations, score: Mapping[str, Any] | None,
+         last_scaled: datetime | None, now: datetime) -> Decision:
+    """One refit: warm-up, live points, scorecard, plan, scale decision.
+
+    Samples within ``spec.warmup_s`` of the last scale, and within one rate window of a
+    series that began inside the queried range, are left out: they mix replicas that were
+    not yet serving into the rate.
+    """
+    obs = observations
+    warmup_until = last_scaled.timestamp() + spec.warmup_s if last_scaled is not None else 0.0
+    if obs.throughput and obs.window_start is not None \
+            and obs.throughput[0][0] > obs.window_start + spec.prometheus.step_s:
+        warmup_until = max(warmup_until, obs.throughput[0][0] + spec.prometheus.rate_window_s)
+    points = live_points(list(obs.throughput), list(obs.batch), obs.ready, warmup_until,
+                         None if obs.serving is None else list(obs.serving))
+    new_score = score_newest(model, spec, points, score)
+    result = recommend(model, spec, obs.demand, points)
+    replicas, why = scale_decision(spec, result, obs.desired, last_scaled, now)
+    return Decision(points, new_score, result, replicas, why, warmup_until)

@@ -45,7 +45,7 @@ def require_prometheus():
 @pytest.fixture(scope="session")
 def held_out():
     """(truth curve, a small model fitted without it)."""
-    from ala_operator.fleet import TrueCurve
+    from ala_operator.devstack.fleet import TrueCurve
     table = load_benchmarks()
     truth = TrueCurve.from_curves(group_curves(table), TRUTH_CURVE)
     model = ALA(n_estimators=30, n_anneal=6, anneal_estimators=15, random_state=0)

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import zipfile
 
@@ -5,7 +6,7 @@ import pandas as pd
 import pytest
 
 from ala import ALA
-from ala.persistence import ModelFileError, load_model, save_model
+from ala.persistence import ModelFileError, load_live, load_model, save_model
 
 QUERY = pd.DataFrame({"model": "Qwen/Qwen3-8B", "hardware": "H100", "num_gpus": 1, "framework": "vLLM",
                       "precision": "bfloat16", "output_tokens": 300.0, "batch_size": [8.0, 64.0]})
@@ -16,8 +17,7 @@ def saved(tmp_path_factory, table):
     model = ALA(n_estimators=10, n_anneal=3, anneal_estimators=5, random_state=2).fit(
         table[table["source"].str.startswith("ml-energy")])
     live = QUERY.iloc[:1].assign(throughput_tokens_per_s=500.0)
-    model.update(live)
-    path = save_model(model, tmp_path_factory.mktemp("m") / "model.ala")
+    path = save_model(model, tmp_path_factory.mktemp("m") / "model.ala", live=live)
     return model, path
 
 
@@ -26,7 +26,29 @@ def test_round_trip_predicts_the_same(saved):
     loaded = load_model(path)
     pd.testing.assert_frame_equal(model.predict_interval(QUERY), loaded.predict_interval(QUERY))
     assert loaded.get_params() == model.get_params()
-    assert loaded.predict_interval(QUERY)["k_live"].iloc[0] == 1
+    live = load_live(path)
+    assert len(live) == 1 and live["throughput_tokens_per_s"].iloc[0] == 500.0
+    pd.testing.assert_frame_equal(model.predict_interval(QUERY, live=live), loaded.predict_interval(QUERY, live=live))
+    assert loaded.predict_interval(QUERY, live=live)["k_live"].iloc[0] == 1
+    assert loaded.predict_interval(QUERY)["k_live"].iloc[0] == 0  # the model itself keeps no live state
+
+
+def test_live_points_of_the_old_keyed_form_are_refused_by_name(saved, tmp_path):
+    _, path = saved
+    old = tmp_path / "old.ala"
+    keyed = b"query_key,batch_size,throughput_tokens_per_s\nabc,8,500\n"
+
+    def change(name, data):
+        if name == "live.csv":
+            return keyed
+        if name == "manifest.json":
+            manifest = json.loads(data)
+            manifest["sha256"]["live.csv"] = hashlib.sha256(keyed).hexdigest()
+            return json.dumps(manifest).encode()
+        return data
+    _rewrite(path, old, change)
+    with pytest.raises(ModelFileError, match="keyed by configuration only"):
+        load_live(old)
 
 
 def _rewrite(src, dst, change):

@@ -73,3 +73,12 @@ def test_entrypoint_runs_from_a_fresh_venv_built_like_the_image(tmp_path):
                          env={"ALA_MODEL_FILE": str(tmp_path / "missing.ala"), "HOME": str(tmp_path),
                               "PATH": f"{venv / 'bin'}:/usr/bin:/bin", "KUBECONFIG": str(tmp_path / "none")})
     assert bad.returncode == 2 and "missing.ala" in bad.stderr, bad.stderr[-2000:]
+    # The image carries no development stack: its extra is not installed, the build stage
+    # deletes the subpackage, and the development commands say what to install.
+    assert "devstack" not in extra.group(1)
+    assert any("rm -rf /opt/ala/lib/python3.11/site-packages/ala_operator/devstack" in rest for rest in installs)
+    probe = subprocess.run([str(venv / "bin" / "python"), "-c", "import kmock"], capture_output=True, text=True)
+    assert probe.returncode != 0 and "kmock" in probe.stderr
+    demo = subprocess.run([str(venv / "bin" / entry[0]), "demo", "--duration", "1"], capture_output=True, text=True,
+                          timeout=120, env={"HOME": str(tmp_path), "PATH": f"{venv / 'bin'}:/usr/bin:/bin"})
+    assert demo.returncode == 2 and "ala[devstack]" in demo.stderr, demo.stderr[-2000:]

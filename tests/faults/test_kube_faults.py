@@ -12,9 +12,9 @@ import pytest
 from support.polling import wait_for
 
 from ala_operator.constants import GROUP, PLURAL, VERSION
-from ala_operator.emulator import Emulator
-from ala_operator.fleet import SimulatedDeployment
-from ala_operator.localstack import LocalStack
+from ala_operator.devstack.emulator import Emulator
+from ala_operator.devstack.fleet import SimulatedDeployment
+from ala_operator.devstack.localstack import LocalStack
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 

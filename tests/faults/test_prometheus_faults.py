@@ -10,8 +10,8 @@ import time
 import pytest
 
 from ala_operator.constants import GROUP, PLURAL, VERSION
-from ala_operator.fleet import SimulatedDeployment
-from ala_operator.localstack import LocalStack
+from ala_operator.devstack.fleet import SimulatedDeployment
+from ala_operator.devstack.localstack import LocalStack
 from support.faultproxy import FaultProxy
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]

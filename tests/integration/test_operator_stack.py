@@ -13,8 +13,8 @@ import urllib.request
 import pytest
 
 from ala_operator.constants import GROUP, PLURAL, VERSION
-from ala_operator.fleet import SimulatedDeployment
-from ala_operator.localstack import LocalStack
+from ala_operator.devstack.fleet import SimulatedDeployment
+from ala_operator.devstack.localstack import LocalStack
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from http.server import ThreadingHTTPServer
 
 import pytest
 
-from ala_operator.emulator import QuietHandler
+from ala_operator.devstack.loopback import QuietHandler
 
 
 

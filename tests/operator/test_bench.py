@@ -3,7 +3,7 @@ refit succeeds, and they print the figures they promise (timings are not asserte
 
 import json
 
-from ala_operator.bench import reconcile_benchmark, soak
+from ala_operator.devstack.bench import reconcile_benchmark, soak
 
 
 def test_reconcile_benchmark_refits_every_resource(small_model):

@@ -5,7 +5,8 @@ import base64
 
 import pytest
 
-from ala_operator.emulator import EmulatorServer, label_match, merge_patch, request_json
+from ala_operator.devstack.emulator import EmulatorServer, label_match, merge_patch
+from ala_operator.devstack.loopback import request_json
 from ala_operator.kube import KubeCluster, TargetNotFound
 
 DEPLOYMENTS = "/apis/apps/v1/namespaces/default/deployments"
@@ -140,7 +141,7 @@ def test_a_watch_resumes_from_a_list_version_and_expired_ones_get_410(tmp_path):
         assert [e["type"] for e in _watch_lines(api, "")] == ["ADDED"]  # no version: the current state
         assert _watch_lines(api, "resourceVersion=abc")[0]["object"]["code"] == 410
 
-    import ala_operator.emulator as emulator
+    import ala_operator.devstack.emulator as emulator
     original = emulator.WATCH_HISTORY
     emulator.WATCH_HISTORY = 2
     try:

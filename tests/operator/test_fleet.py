@@ -3,7 +3,7 @@
 import numpy as np
 
 from ala.benchmarks import group_curves, load_benchmarks
-from ala_operator.fleet import Fleet, SimulatedDeployment, TrueCurve
+from ala_operator.devstack.fleet import Fleet, SimulatedDeployment, TrueCurve
 
 
 def test_true_curve_inverts_and_saturates():

@@ -86,7 +86,7 @@ def https_prometheus(tmp_path_factory):
     import threading
     from http.server import ThreadingHTTPServer
 
-    from ala_operator.emulator import QuietHandler
+    from ala_operator.devstack.loopback import QuietHandler
 
     if not shutil.which("openssl"):
         pytest.skip("openssl is needed to make a certificate (apt-get install openssl)")

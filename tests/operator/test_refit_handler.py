@@ -6,7 +6,6 @@ loopback replaying recorded answers (see conftest); the model is the session's r
 
 import copy
 import logging
-import threading
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
@@ -46,7 +45,7 @@ def _matrix(values):
 
 
 def _memo(small_model, prom, cluster):
-    return SimpleNamespace(model=small_model, model_lock=threading.Lock(), metrics=OperatorMetrics(), cluster=cluster,
+    return SimpleNamespace(model=small_model, metrics=OperatorMetrics(), cluster=cluster,
                            prometheus=lambda spec, ns: PrometheusClient(prom.url, retries=0))
 
 
@@ -106,7 +105,7 @@ def test_a_failed_scale_puts_the_record_back(small_model, prom, examples):
 
 def test_prometheus_down_keeps_the_last_recommendation(small_model, examples):
     cluster = FakeCluster()
-    memo = SimpleNamespace(model=small_model, model_lock=threading.Lock(), metrics=OperatorMetrics(), cluster=cluster,
+    memo = SimpleNamespace(model=small_model, metrics=OperatorMetrics(), cluster=cluster,
                            prometheus=lambda spec, ns: PrometheusClient("http://127.0.0.1:9", retries=0))
     previous = {"recommendation": {"replicas": {"target": 7}}}
     patch = kopf.Patch()
@@ -138,7 +137,7 @@ def test_no_series_is_garbage_and_keeps_the_last_recommendation(small_model, pro
 
 def test_first_refit_without_metrics_recommends_from_the_prior_and_says_so(small_model, examples):
     cluster = FakeCluster()
-    memo = SimpleNamespace(model=small_model, model_lock=threading.Lock(), metrics=OperatorMetrics(), cluster=cluster,
+    memo = SimpleNamespace(model=small_model, metrics=OperatorMetrics(), cluster=cluster,
                            prometheus=lambda spec, ns: PrometheusClient("http://127.0.0.1:9", retries=0))
     patch = kopf.Patch()
     out = refit(spec=examples["vllm-llama-8b"]["spec"], meta=META, status={}, patch=patch, logger=LOG, memo=memo,

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from ala.benchmarks import group_curves
-from ala_operator.fleet import TrueCurve
-from ala_operator.replay import TRACES, best_batch, default_scenarios, load_trace, replay
+from ala_operator.devstack.fleet import TrueCurve
+from ala_operator.devstack.replay import TRACES, best_batch, default_scenarios, load_trace, replay
 
 
 @pytest.fixture(scope="module")

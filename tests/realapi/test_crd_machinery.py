@@ -5,7 +5,7 @@ import copy
 
 import pytest
 
-from ala_operator.emulator import EmulatorServer
+from ala_operator.devstack.emulator import EmulatorServer
 from support.realapi import RealApi
 
 pytestmark = pytest.mark.realapi

@@ -11,7 +11,7 @@ import time
 import urllib.request
 from http.server import ThreadingHTTPServer
 
-from ala_operator.emulator import QuietHandler
+from ala_operator.devstack.loopback import QuietHandler
 
 GARBAGE = {
     "nan": "NaN", "inf": "+Inf", "absurd": "1e15",

@@ -24,7 +24,7 @@ from pathlib import Path
 import aiohttp
 import aiohttp.web
 
-from ala_operator.emulator import request_json
+from ala_operator.devstack.loopback import request_json
 
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = ROOT / ".cache" / "realapi" / "bin" / "apiextensions-apiserver"

@@ -22,21 +22,8 @@ import numpy as np
 from ala.benchmarks import CurveSet
 from ala.throughput import ThroughputCurve
 
-from .emulator import QuietHandler, request_json
-
-#: Metric names per engine: tokens counter, running-batch gauge, requests counter,
-#: prompt-token sum/count, generated-token sum/count (None: not exported).
-ENGINE_METRICS = {
-    "vllm": ("vllm:generation_tokens_total", "vllm:num_requests_running", "vllm:request_success_total",
-             "vllm:request_prompt_tokens", "vllm:request_generation_tokens"),
-    "tensorrt-llm": ("vllm:generation_tokens_total", "vllm:num_requests_running", "vllm:request_success_total",
-                     "vllm:request_prompt_tokens", "vllm:request_generation_tokens"),
-    "sglang": ("sglang:generation_tokens_total", "sglang:num_running_reqs", "sglang:num_requests_total",
-               None, None),
-    "tgi": (None, "tgi_batch_current_size", "tgi_request_success", "tgi_request_input_length",
-            "tgi_request_generated_tokens"),
-}
-
+from ..engines import ENGINES
+from .loopback import QuietHandler, request_json
 
 @dataclass
 class TrueCurve:
@@ -211,17 +198,17 @@ class Fleet:
         lines: dict[str, list[str]] = {}
         with self._lock:
             for dep in self.deployments:
-                tokens, running, success, prompt, generated = ENGINE_METRICS[dep.engine]
+                m = ENGINES[dep.engine]
                 for pod in dep.pods:
                     labels = f'namespace="{dep.namespace}",deployment="{dep.name}",pod="{pod.name}"'
-                    values = [(tokens, "counter", pod.tokens), (running, "gauge", pod.running),
-                              (success, "counter", pod.requests)]
-                    if prompt:
-                        values += [(prompt + "_sum", "counter", pod.prompt_tokens),
-                                   (prompt + "_count", "counter", pod.requests)]
-                    if generated:
-                        values += [(generated + "_sum", "counter", pod.tokens),
-                                   (generated + "_count", "counter", pod.requests)]
+                    values = [(m.generated, "counter", pod.tokens), (m.running, "gauge", pod.running),
+                              (m.requests, "counter", pod.requests), (m.prompt_counter, "counter", pod.prompt_tokens)]
+                    if m.prompt_histogram:
+                        values += [(m.prompt_histogram + "_sum", "counter", pod.prompt_tokens),
+                                   (m.prompt_histogram + "_count", "counter", pod.requests)]
+                    if m.generated_histogram:
+                        values += [(m.generated_histogram + "_sum", "counter", pod.tokens),
+                                   (m.generated_histogram + "_count", "counter", pod.requests)]
                     for name, kind, value in values:
                         if name:
                             lines.setdefault(name, [f"# TYPE {name} {kind}"]).append(

@@ -1,3 +1,6 @@
+import concurrent.futures
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -58,14 +61,35 @@ def test_live_points_pull_prediction_and_narrow_interval(small_model):
     assert after["confidence"].iloc[0] > before["confidence"].iloc[0]
 
 
-def test_update_stores_live_points(table):
-    model = ALA(n_estimators=10, n_anneal=3, anneal_estimators=5, random_state=0).fit(table)
-    q = query(batches=(32,))
+def test_prediction_is_a_pure_function_of_model_and_arguments(small_model):
+    """Live points enter only through ``live=``: the same call twice gives the same
+    answer, a call without them is unaffected by an earlier call with them, and nothing
+    a prediction does changes the pickled model."""
+    small_model.__dict__.pop("_facts_memo", None)
+    before = pickle.dumps(small_model)
+    q = query(batches=(8, 32, 128))
     live = query(batches=(8,))
-    live["throughput_tokens_per_s"] = model.predict(live) * 0.7
-    assert model.update(live) is model
-    assert model.predict_interval(q)["k_live"].iloc[0] == 1
-    assert model.clear_live().predict_interval(q)["k_live"].iloc[0] == 0
+    live["throughput_tokens_per_s"] = small_model.predict(live) * 0.7
+    first = small_model.predict_interval(q, live=live)
+    second = small_model.predict_interval(q, live=live)
+    pd.testing.assert_frame_equal(first, second)
+    assert (first["k_live"] == 1).all()
+    assert (small_model.predict_interval(q)["k_live"] == 0).all()
+    assert "_facts_memo" in small_model.__dict__  # the memo was used ...
+    assert pickle.dumps(small_model) == before  # ... and is not part of the model
+    assert not hasattr(small_model, "update") and not hasattr(small_model, "live_")
+
+
+def test_one_model_shared_by_threads_answers_as_alone(small_model):
+    """The operator shares one model across resources with no lock around prediction."""
+    queries = [query(batches=(4, 64), hardware=h, num_gpus=n) for h in ("H100", "A100") for n in (1, 2)]
+    lives = [q.iloc[:1].assign(throughput_tokens_per_s=1000.0 * (i + 1)) for i, q in enumerate(queries)]
+    alone = [small_model.predict_interval(q, live=lv) for q, lv in zip(queries, lives)]
+    small_model.__dict__.pop("_facts_memo", None)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        shared = list(pool.map(lambda i: small_model.predict_interval(queries[i % 4], live=lives[i % 4]), range(16)))
+    for i, got in enumerate(shared):
+        pd.testing.assert_frame_equal(got, alone[i % 4])
 
 
 def test_explain_names_sources_and_neighbours(small_model):
@@ -126,7 +150,7 @@ def test_per_configuration_facts_kept_between_predictions_change_nothing(small_m
     and a catalog override in the row is a different configuration."""
     mixed = pd.concat([query(), query(hardware="A100", num_gpus=2), query(model="acme/secret-1", params_b=8.0)],
                       ignore_index=True)
-    small_model.__dict__.pop("_facts_cache", None)
+    small_model.__dict__.pop("_facts_memo", None)
     fresh = small_model.predict_interval(mixed)
     again = small_model.predict_interval(mixed.iloc[::-1])  # served from what was kept, in another order
     pd.testing.assert_frame_equal(fresh, again.loc[fresh.index])
@@ -135,12 +159,13 @@ def test_per_configuration_facts_kept_between_predictions_change_nothing(small_m
 
 
 def test_kept_facts_survive_surveys_and_a_small_cache(small_model, monkeypatch):
-    import ala.pipeline
+    import ala.estimator
 
     survey = pd.concat([query((8,), input_tokens=100 + k) for k in range(70)], ignore_index=True)
-    small_model.__dict__.pop("_facts_cache", None)
+    small_model.__dict__.pop("_facts_memo", None)
     many = small_model.predict(survey)  # more configurations than are kept: computed afresh
-    monkeypatch.setattr(ala.pipeline, "_FACTS_KEPT", 2)
+    monkeypatch.setattr(ala.estimator, "FACTS_KEPT", 2)
     few = np.concatenate([small_model.predict(survey.iloc[i:i + 5]) for i in range(0, 70, 5)])
     np.testing.assert_allclose(few, many)
-    assert len(small_model._facts_cache[1]) == 2
+    assert len(small_model._facts_memo[1]) == 2
+    small_model.__dict__.pop("_facts_memo", None)

@@ -26,12 +26,13 @@ from http.server import ThreadingHTTPServer
 import kopf
 import numpy as np
 
-from .app import build_memo
-from .constants import GROUP, PLURAL, VERSION
-from .emulator import EmulatorServer, QuietHandler, request_json
-from .handlers import refit_timer
-from .kube import KubeCluster
-from .settings import Settings
+from ..app import build_memo
+from ..constants import GROUP, PLURAL, VERSION
+from .emulator import EmulatorServer
+from .loopback import QuietHandler, request_json
+from ..handlers import refit_timer
+from ..kube import KubeCluster
+from ..settings import Settings
 
 
 class _RangeAnswers:

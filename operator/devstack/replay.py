@@ -12,7 +12,7 @@ Prefill is not modelled apart: the curves are measured end to end at their token
 Policies: ``static`` (replicas for the trace's peak minute, from the true curve),
 ``reactive`` (the Kubernetes HPA's algorithm on running batch per replica: target 70%,
 10% tolerance, 15 s sync, scale-up at most max(4, +100%) per period, 300 s scale-down
-stabilisation), ``ala`` (the operator's own code: live points, refit, plan, Apply-mode
+stabilisation), ``ala`` (the operator's own ``refit.step``: live points, refit, plan, Apply-mode
 scale decision, every ``refit_s``), ``oracle`` (knows future demand and the true curve;
 replicas started a cold start ahead: the lower bound).
 """
@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 from .fleet import TrueCurve
-from .refit import live_points, live_table, recommend, scale_decision, scorecard
-from .spec import parse_spec
+from ..refit import Observations, step
+from ..spec import parse_spec
 
 TRACES = Path(__file__).resolve().parent / "traces"
 POLICIES = ("static", "reactive", "ala", "oracle")
@@ -107,7 +107,7 @@ def minute_demand(trace: pd.DataFrame, span: int) -> np.ndarray:
     return np.convolve(per_s, kernel, mode="full")[:span]
 
 
-class Fleet:
+class ReplicaPool:
     """Replicas, queue and requests of one replay (vectorised per step)."""
 
     def __init__(self, truth: TrueCurve, batch: int, cold_start_s: float):
@@ -217,7 +217,7 @@ def replay(s: Scenario, policy: str, model=None, seed: int = 0, truth: TrueCurve
     demand = minute_demand(trace, span)
     batch = best_batch(truth, s.max_itl_ms)
     capacity = truth(batch)
-    fleet = Fleet(truth, batch, s.cold_start_s)
+    fleet = ReplicaPool(truth, batch, s.cold_start_s)
     out = Outcome(policy, batch=batch)
     arrivals_at = trace["timestamp_s"].to_numpy()
     out_tokens = trace["output_tokens"].to_numpy()
@@ -298,7 +298,7 @@ def replay(s: Scenario, policy: str, model=None, seed: int = 0, truth: TrueCurve
     return out
 
 
-def _hpa(fleet: Fleet, samples, history, now: float, batch: int, max_replicas: int) -> int:
+def _hpa(fleet: ReplicaPool, samples, history, now: float, batch: int, max_replicas: int) -> int:
     """The HPA's replica calculation on requests in flight per replica (running plus
     waiting, the metric llm-d and KEDA set-ups scale vLLM on; target 70% of the batch,
     10% tolerance). As the HPA does on scale-up, replicas still starting count as idle,
@@ -320,15 +320,18 @@ def _hpa(fleet: Fleet, samples, history, now: float, batch: int, max_replicas: i
 
 
 def _ala_refit(model, spec, samples, trace, arrivals_at, now, desired, score, last_scaled, base, fleet):
-    """One refit through the operator's own functions: live points, score, plan, decide."""
+    """One refit through the operator's own ``refit.step``: the samples become the
+    Observations its Prometheus queries would return, on the replay's clock."""
     window = samples[-300:]
-    step = 15
-    thpt = [(t, float(np.mean([x[1] for x in window if t - 60 < x[0] <= t]))) for t, *_ in window[::-step][::-1]]
-    batch = [(t, float(np.mean([x[2] for x in window if t - 60 < x[0] <= t]))) for t, *_ in window[::-step][::-1]]
-    serving = [(t, float(np.mean([x[3] for x in window if t - 60 < x[0] <= t]))) for t, *_ in window[::-step][::-1]]
-    ready = window[-1][3] if window else 0
-    warmup = (last_scaled + 30.0) if last_scaled is not None else 0.0
-    points = live_points(thpt, batch, int(ready), warmup, serving)
+    every = 15
+    at = [t for t, *_ in window[::-every][::-1]]
+
+    def series(column: int) -> list[tuple[float, float]]:
+        # One sample per step, each the mean over its 60 s rate window (as rate() and
+        # avg_over_time() would give), stamped in unix seconds like Prometheus's.
+        return [(base.timestamp() + t, float(np.mean([x[column] for x in window if t - 60 < x[0] <= t])))
+                for t in at]
+
     # Demand as the operator's demand query would read it: requested output tokens/s,
     # the busiest minute of the last five, plus the backlog drained over a minute.
     lo = np.searchsorted(arrivals_at, now - 300)
@@ -337,17 +340,18 @@ def _ala_refit(model, spec, samples, trace, arrivals_at, now, desired, score, la
                              weights=recent["output_tokens"], minlength=5) / 60
     backlog = float(trace["output_tokens"].to_numpy()[fleet.queue].sum()) / 60 if fleet.queue else 0.0
     demand = float(per_minute.max()) + backlog
-    if len(points) >= 2:
-        before = model.predict_interval(spec.deployment.query([points[-1].batch]), spec.policy.confidence_level,
-                                        live=live_table(spec, points[:-1]))
-        row = before.iloc[0]
-        score = scorecard(score, row["point"], row["lower"], row["upper"], points[-1].throughput)
-    plan = recommend(model, spec, max(demand, 1.0), points)
+    throughput = series(1)
+    observations = Observations(desired=desired, ready=int(window[-1][3]) if window else 0,
+                                throughput=throughput, batch=series(2), serving=series(3),
+                                demand=max(demand, 1.0),
+                                # The fleet served before the trace began: no series starts inside.
+                                window_start=throughput[0][0] if throughput else None)
     when = base + timedelta(seconds=now)
     last = base + timedelta(seconds=last_scaled) if last_scaled is not None else None
-    replicas, _why = scale_decision(spec, plan, desired, last, when)
-    chosen = int(plan.batch_size) if plan.batch_size else None
-    return replicas, score, (now if replicas is not None else last_scaled), chosen
+    decision = step(model, spec, observations, score, last, when)
+    chosen = int(decision.plan.batch_size) if decision.plan.batch_size else None
+    replicas = decision.scale_to
+    return replicas, decision.score, (now if replicas is not None else last_scaled), chosen
 
 
 def default_scenarios() -> list[Scenario]:

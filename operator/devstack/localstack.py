@@ -19,13 +19,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import kopf
 
-from .app import build_memo, run
-from .emulator import EmulatorServer, request_json
+from ..app import build_memo, run
+from .emulator import EmulatorServer
+from .loopback import request_json
 from .fleet import Fleet
-from .kube import KubeCluster
-from .settings import Settings
+from ..kube import KubeCluster
+from ..settings import Settings
+from ..shared import Shared
 
 INSTALL_HINT = "install it with `sudo apt-get install prometheus` (Debian/Ubuntu) or put `prometheus` on PATH"
 
@@ -97,7 +98,7 @@ def _free_port() -> int:
 class OperatorThread:
     """``app.run`` in a thread with its own event loop, stopped cleanly through kopf's flag."""
 
-    def __init__(self, settings: Settings, memo: kopf.Memo):
+    def __init__(self, settings: Settings, memo: Shared):
         self.settings, self.memo = settings, memo
         self.loop = asyncio.new_event_loop()
         self.error: BaseException | None = None

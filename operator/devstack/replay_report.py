@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ala.benchmarks import group_curves, load_benchmarks
-from ala.pipeline import ALA
+from ala.estimator import ALA
 
 from .replay import POLICIES, TRACES, default_scenarios, run_scenario
 

@@ -22,7 +22,6 @@ import secrets
 import threading
 import uuid
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -30,7 +29,7 @@ import aiohttp.web
 import jsonpatch
 import kmock
 
-from .constants import GROUP, KIND, PLURAL, VERSION
+from ..constants import GROUP, KIND, PLURAL, VERSION
 
 #: Requests kept for inspection (kmock keeps all of them otherwise).
 REQUEST_LOG = 2000
@@ -501,42 +500,6 @@ class Emulator(kmock.KubernetesEmulator):
             "status": {"replicas": int(obj.get("status", {}).get("replicas", 0)),
                        "selector": ",".join(f"{k}={v}" for k, v in sorted(selector.items()))},
         })
-
-
-class QuietHandler(BaseHTTPRequestHandler):
-    """A loopback HTTP handler (fleet metrics, stand-in Prometheus answers) that answers
-    with one call and does not log every request."""
-
-    def reply(self, status: int, body: bytes | dict | list, content_type: str = "application/json") -> None:
-        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-def request_json(base_url: str, method: str, path: str, body=None, timeout: float = 10.0) -> tuple[int, dict]:
-    """One JSON call over HTTP, as kubectl would make it: (status, decoded body). PATCH
-    bodies go as merge patches (a list body as a JSON patch). Connection errors raise."""
-    import urllib.error
-    import urllib.request
-    data = None if body is None else json.dumps(body).encode()
-    kind = "application/json"
-    if method == "PATCH":
-        kind = "application/json-patch+json" if isinstance(body, list) else "application/merge-patch+json"
-    req = urllib.request.Request(base_url.rstrip("/") + path, data=data, method=method, headers={"Content-Type": kind})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, json.load(exc)
-        except ValueError:
-            return exc.code, {}
 
 
 class ApiError(Exception):

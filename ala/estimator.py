@@ -1,0 +1,277 @@
+"""The ALA estimator: fit the framework on benchmark tables; predict throughput with
+calibrated intervals. Prediction is a pure function of the fitted model and its
+arguments: live points enter only through ``live=``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from . import explanation
+from .benchmarks import TableLike, group_curves, query_keys, read_benchmarks
+from .catalog import Catalog
+from .database import fit_parameters
+from .extrapolation import CurveRegressor
+from .features import config_features
+from .memo import BoundedMemo
+from .posterior import fit_kernel, update_log_curve
+from .records import (NO_GAP, TrainingSet, annealed_records, calibration_records, curve_sd, error_curves,
+                      record_frame, seen, shot_records)
+from .similarity import WorkloadEmbedding
+from .uncertainty import ConformalCalibrator, ErrorPredictor, stratum
+
+logger = logging.getLogger(__name__)
+
+#: Distinct query configurations whose features are kept between predictions.
+FACTS_KEPT = 512
+#: Queries with more distinct configurations than this are computed afresh, not kept.
+FACTS_QUERY_ROWS = 64
+_MEMO_LOCK = threading.Lock()
+
+
+def _query_configs(table: pd.DataFrame) -> pd.DataFrame:
+    """The query rows with their configuration key (``query_key``)."""
+    return table.assign(query_key=query_keys(table))
+
+
+class ALA(BaseEstimator):
+    """Throughput-versus-batch prediction with calibrated uncertainty (the ALA framework).
+
+    Parameters
+    ----------
+    n_estimators : int, default=200
+        Trees in each ensemble of the learning augmentation.
+    n_anneal : int, default=30
+        Training subsets visited by simulated annealing.
+    anneal_estimators : int, default=40
+        Trees per ensemble for the models fitted on annealing subsets.
+    transport : bool, default=True
+        Use benchmarked curves of the same deployment at other token lengths.
+    random_state : int or None
+        Seed for the ensembles and the annealing.
+
+    Attributes
+    ----------
+    parameters_ : DataFrame
+        The parameter database: fitted (a, b, c) per benchmarked configuration.
+    excluded_ : list of (config_id, reason)
+        Curves left out of the fit and why.
+    annealing_ : AnnealingResult
+        The subset search and its held-out records.
+    fit_seconds_ : float
+
+    Notes
+    -----
+    ``thpt(bb) = c - a * exp(-b * bb)`` per benchmarked curve; for other configurations a
+    learned log-throughput, then an online Gaussian-process update from live points, and
+    an interval ``exp(log_pred +/- q * e)`` with ``e`` the predicted error scale and ``q``
+    a split-conformal quantile of held-out scaled errors.
+
+    Examples
+    --------
+    >>> from ala import ALA, load_benchmarks
+    >>> model = ALA(random_state=0, n_anneal=4).fit(load_benchmarks())  # doctest: +SKIP
+    """
+
+    def __init__(self, n_estimators: int = 200, n_anneal: int = 30, anneal_estimators: int = 40,
+                 transport: bool = True, random_state: int | None = None):
+        self.n_estimators = n_estimators
+        self.n_anneal = n_anneal
+        self.anneal_estimators = anneal_estimators
+        self.transport = transport
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X: TableLike, y: Any = None) -> "ALA":
+        """Fit on a benchmark table (DataFrame or CSV path(s)); ``y`` is ignored."""
+        start = time.perf_counter()
+        table = read_benchmarks(X)
+        curves = group_curves(table)
+        if len(curves.configs) < 4:
+            raise ValueError(f"need at least 4 curves with 2 or more batch sizes, got {len(curves.configs)}.")
+        self.catalog_ = Catalog.load()
+        configs = curves.configs.set_index("config_id")
+        self.excluded_ = list(curves.excluded)
+        self.parameters_ = fit_parameters(curves)
+        self.features_ = config_features(configs, self.catalog_)
+        self.configs_ = configs
+        self.points_ = curves.points
+        self.training_ = table
+        self.regressor_ = CurveRegressor(self.n_estimators, self.transport, self.random_state).fit(
+            configs, self.features_, curves.points)
+        self.embedding_ = WorkloadEmbedding().fit(self.features_)
+        data = TrainingSet(configs, self.features_, curves.points, self.embedding_, self.anneal_estimators,
+                           self.transport, 0 if self.random_state is None else self.random_state)
+        rng = np.random.default_rng(self.random_state)
+        self.annealing_ = annealed_records(data, self.n_anneal, np.random.default_rng(self.random_state))
+        base = self.annealing_.records
+        # Pass 1: expected error with no live point; it scales the online update's prior.
+        first = ErrorPredictor(self.random_state).fit(base)
+        base = base.assign(prior_sd=curve_sd(base, first.predict(base)))
+        # Errors of a sibling-based prior are small and mostly local, those of a transfer
+        # mostly a shared offset: each kind gets its own kernel.
+        has_sib = base["n_siblings"].to_numpy() > 0
+        self.kernels_ = {kind: fit_kernel(error_curves(base[has_sib == kind], rng))[0] for kind in (False, True)}
+        shots = shot_records(base, self.kernels_, rng)
+        # Pass 2: expected error given live points too, from the annealing records.
+        self.error_predictor_ = ErrorPredictor(self.random_state).fit(pd.concat([base, shots], ignore_index=True))
+        # Calibration on plain random splits, apart from the records the predictor learnt from.
+        cal = calibration_records(data, self.error_predictor_, self.kernels_, rng)
+        scores = np.abs(cal["log_error"].to_numpy()) / self._expected_error(cal)
+        strata = stratum(cal["k_live"].to_numpy(), cal["n_siblings"].to_numpy(), cal["pair_seen"].to_numpy())
+        self.calibrator_ = ConformalCalibrator().fit(scores, strata)
+        self.calibration_records_ = len(cal)
+        self.fit_seconds_ = time.perf_counter() - start
+        logger.info("fit curves=%d points=%d excluded=%d anneal steps=%d records=%d "
+                    "kernels=%s calibration records=%d in %.1fs", len(configs), len(curves.points),
+                    len(self.excluded_), self.annealing_.nit, len(base) + len(shots), self.kernels_,
+                    len(cal), self.fit_seconds_)
+        return self
+
+    # ------------------------------------------------------- kept facts
+    def __getstate__(self) -> dict:
+        # The memo is a cache of pure functions of the fitted model: never pickled, so a
+        # model pickles to the same bytes before and after any number of predictions.
+        state = super().__getstate__()
+        state.pop("_facts_memo", None)
+        return state
+
+    def _memo(self) -> BoundedMemo:
+        """The memo of per-configuration facts, made once per fit (thread-safe)."""
+        with _MEMO_LOCK:
+            found = self.__dict__.get("_facts_memo")
+            if found is None or found[0] is not self.embedding_:
+                found = (self.embedding_, BoundedMemo(FACTS_KEPT))
+                self.__dict__["_facts_memo"] = found
+        return found[1]
+
+    def _configuration_facts(self, unique: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """Features, similarity summary and what training knows, per distinct query
+        configuration (``unique``, indexed by query key).
+
+        They depend on the configuration and the fitted model only, and a running
+        operator asks about the same few configurations at every refit: they are kept
+        (keyed by the whole row, so that catalog overrides count) until the next ``fit``.
+        """
+        if len(unique) > FACTS_QUERY_ROWS:  # a survey of many configurations: nothing to reuse
+            return self._compute_facts(unique)
+        keys = [(index, *(None if isinstance(v, float) and v != v else v for v in row))
+                for index, row in zip(unique.index, unique.to_numpy(dtype=object))]
+
+        def compute(positions: list[int]) -> list[tuple]:
+            computed = self._compute_facts(unique.iloc[positions])
+            return [tuple(part.iloc[[i]] for part in computed) for i in range(len(positions))]
+
+        rows = self._memo().get_many(keys, compute)
+        if len(rows) == 1:
+            return rows[0]
+        return tuple(pd.concat([row[part] for row in rows]) for part in range(3))
+
+    def _compute_facts(self, unique: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        feats = config_features(unique, self.catalog_)
+        return feats, self.embedding_.summary(feats), pd.DataFrame(seen(unique, self.configs_), index=unique.index)
+
+    # ----------------------------------------------------------- predict
+    def _frame(self, query: TableLike, live: TableLike | None) -> pd.DataFrame:
+        check_is_fitted(self, "regressor_")
+        table = _query_configs(read_benchmarks(query, measurements=False))
+        live_map = {}
+        if live is not None:
+            lt = _query_configs(read_benchmarks(live))
+            live_map = {key: group[["batch_size", "throughput_tokens_per_s"]]
+                        for key, group in lt.groupby("query_key")}
+        unique = table.drop_duplicates("query_key").set_index("query_key")
+        feats_u, sim_u, seen_u = self._configuration_facts(unique)
+        feats = feats_u.loc[table["query_key"]]
+        cfg = unique.loc[table["query_key"]]
+        batch = table["batch_size"].to_numpy(float)
+        pred = self.regressor_.predict_log(cfg, feats, batch)
+        sim = sim_u.loc[table["query_key"]]
+        known = {name: column.loc[table["query_key"]].to_numpy() for name, column in seen_u.items()}
+        rec = record_frame(pred, sim, feats, batch, known)
+        log_pred = pred["log_pred"].to_numpy().copy()
+        log_b = np.log(batch)
+        prior_sd = self.error_predictor_.predict(rec)
+        for key, idx in table.reset_index(drop=True).groupby("query_key").indices.items():
+            points = live_map.get(key)
+            if points is None or not len(points):
+                continue
+            lb = np.log(points["batch_size"].to_numpy(float))
+            one = cfg.iloc[[idx[0]] * lb.size]
+            prior_live = self.regressor_.predict_log(one, feats.iloc[[idx[0]] * lb.size], np.exp(lb))
+            resid = np.log(points["throughput_tokens_per_s"].to_numpy(float)) - prior_live["log_pred"].to_numpy()
+            kernel = self.kernels_[bool(rec["n_siblings"].to_numpy()[idx[0]] > 0)]
+            log_pred[idx], _ = update_log_curve(log_b[idx], log_pred[idx], lb, resid,
+                                                float(np.mean(prior_sd[idx])), kernel)
+            rec.loc[idx, "k_live"] = lb.size
+            rec.loc[idx, "live_gap"] = np.min(np.abs(log_b[idx][:, None] - lb[None, :]), axis=1)
+        rec["log_pred"] = log_pred
+        rec["expected_error"] = self._expected_error(rec, without=prior_sd)
+        rec["nearest"] = sim["nearest"].to_numpy()
+        rec["stratum"] = stratum(rec["k_live"].to_numpy(), rec["n_siblings"].to_numpy(),
+                                 rec["pair_seen"].to_numpy())
+        rec.index = table.index
+        return rec
+
+    def _expected_error(self, records: pd.DataFrame, without: np.ndarray | None = None) -> np.ndarray:
+        """Expected |log error| of each record's prediction.
+
+        Live points never make it larger than it was without them (``without``, computed
+        here unless the caller has it): a wider interval after a measurement would be an
+        artefact of the error model, not of the data.
+        """
+        with_live = self.error_predictor_.predict(records)
+        if without is None:
+            without = self.error_predictor_.predict(records.assign(k_live=0, live_gap=NO_GAP))
+        return np.minimum(with_live, without)
+
+    def predict(self, X: TableLike, live: TableLike | None = None) -> np.ndarray:
+        """Point predictions of generated tokens/s, aligned with the query rows.
+
+        ``live``: measured rows (the query's columns plus ``throughput_tokens_per_s``) of
+        running deployments; each query configuration uses the rows of its own
+        configuration. Nothing of them is kept: the next call sees only its own ``live``.
+        """
+        return np.exp(self._frame(X, live)["log_pred"].to_numpy())
+
+    def predict_interval(self, X: TableLike, confidence_level: float = 0.9,
+                         live: TableLike | None = None) -> pd.DataFrame:
+        """Point, interval at ``confidence_level`` and confidence score per query row.
+
+        Returns
+        -------
+        DataFrame
+            Aligned with the query rows: ``point``, ``lower``, ``upper`` (tokens/s),
+            ``confidence`` (probability of being within 10%, in [0, 1]),
+            ``expected_error`` (log scale), ``n_siblings``, ``k_live``.
+        """
+        frame = self._frame(X, live)
+        strata = frame["stratum"].to_numpy()
+        q = self.calibrator_.quantile(confidence_level, strata)
+        half = q * frame["expected_error"].to_numpy()
+        log_pred = frame["log_pred"].to_numpy()
+        return pd.DataFrame({
+            "point": np.exp(log_pred), "lower": np.exp(log_pred - half), "upper": np.exp(log_pred + half),
+            "confidence": self.calibrator_.confidence(frame["expected_error"].to_numpy(), strata),
+            "expected_error": frame["expected_error"].to_numpy(),
+            "n_siblings": frame["n_siblings"].to_numpy(int), "k_live": frame["k_live"].to_numpy(int),
+        }, index=frame.index)
+
+    def curve_parameters(self, X: TableLike, live: TableLike | None = None,
+                         max_batch: float = 512.0) -> pd.DataFrame:
+        """Analytical (a, b, c) of each distinct query configuration (see
+        :func:`ala.explanation.curve_parameters`)."""
+        return explanation.curve_parameters(self, X, live, max_batch)
+
+    def explain(self, X: TableLike, live: TableLike | None = None, top: int = 3) -> list[dict]:
+        """Why each distinct configuration of the query got its prediction (see
+        :func:`ala.explanation.explain`)."""
+        return explanation.explain(self, X, live, top)

@@ -1,0 +1,189 @@
+"""Held-out error records: what the error predictor learns from, and what calibrates it.
+
+A record is one held-out (configuration, batch) point of a model trained without it: the
+situation it was predicted in (similarity, siblings, what training knew, live points) and
+its log error. Simulated annealing over training subsets, few-shot reveals and plain
+random splits all produce records through the functions here.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .annealing import AnnealingResult, anneal_subsets
+from .extrapolation import CurveRegressor
+from .posterior import update_log_curve
+from .similarity import WorkloadEmbedding
+
+#: ``live_gap`` of a record with no live point (log-batch distance to the nearest one).
+NO_GAP = 9.0
+#: Held-out curves used to fit the error kernel (more add time, not accuracy).
+KERNEL_CURVES = 300
+#: Folds of the plain random split whose held-out errors calibrate the intervals.
+CALIBRATION_FOLDS = 10
+#: Similarity bins the annealing tries to fill evenly (times sibling / no sibling).
+SIM_BINS = 5
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """What every record factory reads: the benchmarked curves and their features.
+
+    ``configs`` and ``features`` are indexed by config_id; ``points`` holds one row per
+    (config_id, batch_size) with its mean ``throughput``.
+    """
+
+    configs: pd.DataFrame
+    features: pd.DataFrame
+    points: pd.DataFrame
+    embedding: WorkloadEmbedding
+    n_estimators: int
+    transport: bool
+    seed: int
+
+    def regressor(self, train: np.ndarray, seed: int) -> CurveRegressor:
+        """A small regressor trained on the configurations where ``train`` is True."""
+        ids = np.asarray(self.configs.index)[train]
+        rows = np.concatenate([self._point_rows[c] for c in ids])
+        return CurveRegressor(self.n_estimators, self.transport, seed).fit(
+            self.configs.loc[ids], self.features.loc[ids], self.points.iloc[rows])
+
+    def held_points(self, held: np.ndarray) -> pd.DataFrame:
+        """The points of the configurations at ``held`` (a mask, or positions in order)."""
+        ids = np.asarray(self.configs.index)[held]
+        return self.points.iloc[np.concatenate([self._point_rows[c] for c in ids])]
+
+    @functools.cached_property
+    def _point_rows(self) -> dict:
+        return self.points.groupby("config_id").indices
+
+
+def seen(query: pd.DataFrame, train: pd.DataFrame) -> dict[str, np.ndarray]:
+    """What training knows of each query row: its model on its accelerator, the model
+    anywhere, the accelerator with any model (1.0 = yes)."""
+    models, hardware = train["model"].str.lower(), train["hardware"].str.lower()
+    pairs, known_models, known_hw = set(zip(models, hardware)), set(models), set(hardware)
+    q_model, q_hw = query["model"].str.lower().to_numpy(), query["hardware"].str.lower().to_numpy()
+    return {"pair_seen": np.array([(m, h) in pairs for m, h in zip(q_model, q_hw)], float),
+            "model_seen": np.array([m in known_models for m in q_model], float),
+            "hardware_seen": np.array([h in known_hw for h in q_hw], float)}
+
+
+def record_frame(pred: pd.DataFrame, sim: pd.DataFrame, feats: pd.DataFrame, batch: np.ndarray,
+                 seen_: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The situation of each prediction, in the error predictor's columns (no live point)."""
+    return pd.DataFrame({
+        "sim_max": sim["sim_max"].to_numpy(), "sim_top": sim["sim_top"].to_numpy(),
+        "n_siblings": pred["n_siblings"].to_numpy(), **seen_,
+        "sibling_gap": pred["sibling_gap"].to_numpy(),
+        "log_batch": np.log(batch), "k_live": 0, "live_gap": NO_GAP,
+        "static_batch": feats["static_batch"].to_numpy(), "log_gpus": feats["log_gpus"].to_numpy(),
+        "log_params": feats["log_params"].to_numpy(), "multimodal": feats["multimodal"].to_numpy(),
+        "catalog_estimated": feats["catalog_estimated"].to_numpy(),
+        "prior_shift": pred["prior_shift"].to_numpy(),
+    })
+
+
+def held_out_records(data: TrainingSet, model: CurveRegressor, held_points: pd.DataFrame,
+                     train_mask: np.ndarray) -> pd.DataFrame:
+    """Held-out error records of ``model`` with no live point, one per held-out point."""
+    cfg = data.configs.loc[held_points["config_id"]]
+    feats = data.features.loc[held_points["config_id"]]
+    batch = held_points["batch_size"].to_numpy(float)
+    pred = model.predict_log(cfg, feats, batch)
+    sim = data.embedding.summary(feats[~feats.index.duplicated()], mask=train_mask)
+    sim = sim.loc[feats.index]
+    truth = np.log(held_points["throughput"].to_numpy(float))
+    base = record_frame(pred, sim, feats, batch, seen(cfg, data.configs[train_mask]))
+    base["log_pred"] = pred["log_pred"].to_numpy()
+    base["log_truth"] = truth
+    base["log_error"] = base["log_pred"] - truth
+    base["config_id"] = held_points["config_id"].to_numpy()
+    return base
+
+
+def annealed_records(data: TrainingSet, n_iter: int, rng: np.random.Generator) -> AnnealingResult:
+    """Simulated annealing over training subsets; every visited subset yields records."""
+    groups = (data.configs["model"] + "|" + data.configs["hardware"]).to_numpy()
+
+    def evaluate(mask: np.ndarray, step: int) -> pd.DataFrame:
+        step_rng = np.random.default_rng([data.seed, step])
+        # Also hold out single curves inside the subset: their siblings stay in training.
+        singles = mask & (step_rng.random(mask.size) < 0.12)
+        train = mask & ~singles
+        held = np.flatnonzero(~mask)
+        if held.size > 150:
+            held = step_rng.choice(held, 150, replace=False)
+        held = np.concatenate([held, np.flatnonzero(singles)])
+        model = data.regressor(train, data.seed + step)
+        return held_out_records(data, model, data.held_points(held), train)
+
+    def bins(records: pd.DataFrame) -> np.ndarray:
+        sim_bin = np.minimum((records["sim_max"].to_numpy() * SIM_BINS).astype(int), SIM_BINS - 1)
+        return sim_bin * 2 + (records["n_siblings"].to_numpy() > 0)
+
+    return anneal_subsets(evaluate, groups, n_iter=n_iter, bins=bins, n_bins=2 * SIM_BINS, rng=rng)
+
+
+def curve_sd(records: pd.DataFrame, sd: np.ndarray) -> np.ndarray:
+    """Per record, the mean expected error over its curve (one prior scale per curve)."""
+    keys = records["config_id"].astype(str) + "#" + records.get("step", 0).astype(str)
+    return pd.Series(sd, index=records.index).groupby(keys.to_numpy()).transform("mean").to_numpy()
+
+
+def error_curves(base: pd.DataFrame, rng: np.random.Generator) -> list:
+    """(log batch, log error, prior scale) per held-out curve, for fitting the error kernel."""
+    keys = base["config_id"].astype(str) + "#" + base["step"].astype(str)
+    groups = list(base.groupby(keys.to_numpy()).indices.values())
+    if len(groups) > KERNEL_CURVES:
+        groups = [groups[i] for i in rng.choice(len(groups), KERNEL_CURVES, replace=False)]
+    lb, err, sd = base["log_batch"].to_numpy(), base["log_error"].to_numpy(), base["prior_sd"].to_numpy()
+    return [(lb[idx], err[idx], float(sd[idx][0])) for idx in groups]
+
+
+def shot_records(base: pd.DataFrame, kernels: dict, rng: np.random.Generator) -> pd.DataFrame:
+    """Records after revealing the 1-3 smallest batches of each held-out curve."""
+    frames = []
+    keys = base["config_id"].astype(str) + "#" + base["step"].astype(str)
+    log_b = base["log_batch"].to_numpy()
+    prior = base["log_pred"].to_numpy()
+    truth = base["log_truth"].to_numpy()
+    sd = base["prior_sd"].to_numpy()
+    sib = base["n_siblings"].to_numpy() > 0
+    for idx in base.groupby(keys.to_numpy()).indices.values():
+        if idx.size < 2:
+            continue
+        k = int(rng.integers(1, min(3, idx.size - 1) + 1))
+        order = idx[np.argsort(log_b[idx])]
+        live, rest = order[:k], order[k:]
+        mean, _ = update_log_curve(log_b[rest], prior[rest], log_b[live], truth[live] - prior[live],
+                                   float(sd[idx[0]]), kernels[bool(sib[idx[0]])])
+        upd = base.iloc[rest].copy()
+        upd["k_live"] = k
+        upd["live_gap"] = np.min(np.abs(log_b[rest][:, None] - log_b[live][None, :]), axis=1)
+        upd["log_error"] = mean - truth[rest]
+        frames.append(upd)
+    return pd.concat(frames, ignore_index=True) if frames else base.iloc[:0]
+
+
+def calibration_records(data: TrainingSet, error_predictor, kernels: dict,
+                        rng: np.random.Generator) -> pd.DataFrame:
+    """Held-out records of plain random splits: whole (model, accelerator) pairs out,
+    plus single curves whose siblings stay in training; with their few-shot records."""
+    ids = np.asarray(data.configs.index)
+    pairs = (data.configs["model"] + "|" + data.configs["hardware"]).to_numpy()
+    labels, pair_of = np.unique(pairs, return_inverse=True)
+    fold_of_pair = rng.permutation(labels.size) % CALIBRATION_FOLDS
+    frames = []
+    for fold in range(CALIBRATION_FOLDS):
+        held = (fold_of_pair[pair_of] == fold) | (rng.random(ids.size) < 0.12)
+        train = ~held
+        model = data.regressor(train, data.seed + 1000 + fold)
+        frames.append(held_out_records(data, model, data.held_points(held), train).assign(step=-1 - fold))
+    base = pd.concat(frames, ignore_index=True)
+    base["prior_sd"] = curve_sd(base, error_predictor.predict(base))
+    return pd.concat([base, shot_records(base, kernels, rng)], ignore_index=True)

@@ -1,0 +1,145 @@
+"""``refit.step``, the one decision both the operator and the trace replay make.
+
+The handler fetches Observations and publishes the Decision; the replay builds the
+Observations from its simulated fleet. Here both are driven on the same input and must
+decide the same: same live points, same scorecard, same plan, same scale.
+"""
+
+import logging
+import pickle
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+import kopf
+import numpy as np
+import pandas as pd
+
+from ala_operator import handlers, refit
+from ala_operator.devstack import replay
+from ala_operator.metrics import OperatorMetrics
+from ala_operator.refit import Observations, step
+from ala_operator.spec import parse_spec
+
+BASE = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+class Spy:
+    """Records every call of ``refit.step`` and what it decided."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, *args):
+        decision = refit.step(*args)
+        self.calls.append((args, decision))
+        return decision
+
+
+class SeriesClient:
+    """Answers the operator's queries with given series (what Prometheus would return)."""
+
+    def __init__(self, observations: Observations):
+        self.obs = observations
+
+    def range(self, query, start, end, step_s):
+        if query.startswith("count("):
+            series = self.obs.serving
+        elif "avg_over_time" in query:
+            series = self.obs.batch
+        else:
+            series = self.obs.throughput
+        return [({}, list(series))]
+
+    def scalar(self, query):
+        return self.obs.demand
+
+
+def _replay_input(truth_per_replica, replicas=3, running=24, seconds=420):
+    """A replay's samples (t, tokens/s, running, serving) and its trace of arrivals."""
+    samples = [(float(t), replicas * truth_per_replica * (1 + 0.05 * np.sin(t / 17)), float(replicas * running),
+                replicas) for t in range(seconds)]
+    trace = pd.DataFrame({"timestamp_s": np.arange(0, seconds, 0.5), "input_tokens": 1000.0,
+                          "output_tokens": 300.0})
+    return samples, trace
+
+
+def test_handler_and_replay_decide_the_same(small_model):
+    assert handlers.step is refit.step and replay.step is refit.step  # one function, called by both
+    scenario = replay.default_scenarios()[0]
+    spec_dict = replay._spec(scenario, 256, scenario.max_replicas)
+    spec = parse_spec(spec_dict)
+    per_replica = float(small_model.predict(spec.deployment.query([24.0]))[0]) * 0.8
+    samples, trace = _replay_input(per_replica)
+    now, desired = 420.0, 3
+    spy_replay, spy_handler = Spy(), Spy()
+    replay.step, original = spy_replay, replay.step
+    try:
+        replay._ala_refit(small_model, spec, samples, trace, trace["timestamp_s"].to_numpy(), now, desired,
+                          None, None, BASE, SimpleNamespace(queue=[]))
+    finally:
+        replay.step = original
+    (r_args, r_decision), = spy_replay.calls
+    observations = r_args[2]
+    assert len(r_decision.points) >= 10
+
+    memo = SimpleNamespace(model=small_model, metrics=OperatorMetrics(),
+                           cluster=SimpleNamespace(get_scale=lambda *a: (observations.desired, observations.ready),
+                                                   annotate=lambda *a: None, patch_status=lambda *a: None,
+                                                   set_scale=lambda *a: None),
+                           prometheus=lambda s, ns: SeriesClient(observations))
+    handlers.step, original = spy_handler, handlers.step
+    try:
+        patch = kopf.Patch()
+        out = handlers.refit(spec=spec_dict, meta={"namespace": "llm", "name": scenario.name, "generation": 1},
+                             status={}, patch=patch, logger=logging.getLogger("test"), memo=memo,
+                             now=BASE + timedelta(seconds=now))
+    finally:
+        handlers.step = original
+    (h_args, h_decision), = spy_handler.calls
+    fetched = h_args[2]
+    assert (fetched.throughput, fetched.batch, fetched.serving, fetched.demand, fetched.desired, fetched.ready) == (
+        observations.throughput, observations.batch, observations.serving, observations.demand,
+        observations.desired, observations.ready)
+    assert h_decision.points == r_decision.points
+    assert h_decision.score == r_decision.score
+    assert (h_decision.plan.batch_size, h_decision.plan.replicas) == (r_decision.plan.batch_size,
+                                                                       r_decision.plan.replicas)
+    assert h_decision.scale_to == r_decision.scale_to and h_decision.why == r_decision.why
+    assert out["scaled_to"] == r_decision.scale_to
+    assert patch["status"]["recommendation"]["batchSize"] == r_decision.plan.batch_size
+
+
+def test_step_is_pure(small_model, examples):
+    """Same input, same decision; the shared model is read, never written."""
+    spec = parse_spec(examples["vllm-llama-8b"]["spec"])
+    now = BASE + timedelta(minutes=10)
+    t0 = now.timestamp() - 300
+    curve = small_model.predict(spec.deployment.query([16.0, 32.0]))
+    obs = Observations(desired=2, ready=2, throughput=[(t0 + 30 * i, 2 * 1.3 * curve[i % 2]) for i in range(10)],
+                       batch=[(t0 + 30 * i, 2 * [16.0, 32.0][i % 2]) for i in range(10)], window_start=t0)
+    before = pickle.dumps(small_model)
+    first = step(small_model, spec, obs, None, None, now)
+    second = step(small_model, spec, obs, None, None, now)
+    assert pickle.dumps(small_model) == before
+    assert first.points == second.points and first.score == second.score and len(first.points) == 10
+    assert first.plan.replicas == second.plan.replicas and first.plan.batch_size == second.plan.batch_size
+    # A prior-only step (no live point) plans from the curve alone and differs: the
+    # live points moved the curve up by 30%, so fewer replicas.
+    prior = step(small_model, spec, Observations(desired=2, ready=2, metrics_ok=False), None, None, now)
+    assert prior.points == [] and prior.plan.replicas["target"] > first.plan.replicas["target"]
+
+
+def test_step_leaves_out_warm_up_and_a_series_that_began_inside_the_window(small_model, examples):
+    spec = parse_spec(examples["vllm-llama-8b"]["spec"])
+    now = BASE + timedelta(minutes=10)
+    t0 = now.timestamp() - 300
+    series = [(t0 + 30 * i, 5000.0) for i in range(10)]
+    batch = [(t, 40.0) for t, _ in series]
+    whole = step(small_model, spec, Observations(2, 2, series, batch, window_start=t0), None, None, now)
+    assert len(whole.points) == 10
+    scaled = now - timedelta(seconds=120)
+    after_scale = step(small_model, spec, Observations(2, 2, series, batch, window_start=t0), None, scaled, now)
+    assert all(p.at >= scaled.timestamp() + spec.warmup_s for p in after_scale.points)
+    late = step(small_model, spec, Observations(2, 2, series[4:], batch[4:], window_start=t0), None, None, now)
+    assert all(p.at >= series[4][0] + spec.prometheus.rate_window_s for p in late.points)
+    assert len(late.points) < 6
