@@ -108,8 +108,8 @@ class Policy:
             raise ValueError("min_replicas must be at least 0.")
         if self.max_replicas is not None and self.max_replicas < max(self.min_replicas, 1):
             raise ValueError("max_replicas must be at least min_replicas and at least 1.")
-        if not 0 <= self.headroom < 10:
-            raise ValueError("headroom must be a fraction in [0, 10).")
+        if not 0 <= self.headroom <= 10:
+            raise ValueError("headroom must be a fraction in [0, 10].")
         if self.price_per_hour is not None and not self.price_per_hour >= 0:
             raise ValueError("price_per_hour must not be negative.")
         if self.max_batch < 1:

@@ -1,7 +1,12 @@
 """The LLMDeployment spec, read into a frozen dataclass and checked field by field.
 
-An invalid spec raises ``SpecError`` naming the field and a CamelCase reason; the handler
-turns it into ``SpecValid=False`` without touching the rest of the status.
+The rules come from one place, the CRD's own schema (``crd.yaml`` in this package; the
+chart and ``deploy/`` carry copies checked against it): each field's type, bounds,
+default and allowed values are read from it, so the API server's validation and this one
+cannot drift apart. What a schema cannot say (exactly one demand, a known model, maxReplicas
+at least minReplicas) is checked here. An invalid spec raises ``SpecError`` naming the field
+and a CamelCase reason; the handler turns it into ``SpecValid=False`` without touching the
+rest of the status.
 """
 
 from __future__ import annotations
@@ -9,14 +14,42 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any, Mapping
+
+import yaml
 
 from ala.catalog import Catalog, UnknownAcceleratorError, UnknownModelError, precision_bytes
 from ala.planner import Deployment, Objectives, Policy
 
-from .constants import MODE_APPLY, MODE_RECOMMEND
+from .constants import MODE_RECOMMEND
 
-ENGINES = ("vllm", "tgi", "sglang", "tensorrt-llm")
+
+
+@functools.lru_cache(maxsize=1)
+def crd() -> dict:
+    """The CustomResourceDefinition shipped with the operator (the one source)."""
+    return yaml.safe_load((resources.files(__package__) / "crd.yaml").read_text())
+
+
+def spec_schema() -> dict:
+    """The OpenAPI schema of ``spec``."""
+    return crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+
+
+def field_schema(path: str) -> dict:
+    """The schema of one spec field by dotted path (``policy.headroom``)."""
+    node = spec_schema()
+    for key in path.split("."):
+        properties = node.get("properties") or {}
+        if key not in properties:
+            raise KeyError(f"the CRD schema has no field spec.{path}")
+        node = properties[key]
+    return node
+
+
+ENGINES = tuple(field_schema("engine.name")["enum"])
+MODES = tuple(field_schema("policy.mode")["enum"])
 
 
 class SpecError(ValueError):
@@ -71,23 +104,29 @@ def _get(spec: Mapping, path: str, default: Any = None) -> Any:
     return node
 
 
-def _number(spec: Mapping, path: str, default=None, *, minimum=None, maximum=None, integer=False,
-            strict_min=False, strict_max=False):
-    value = _get(spec, path, default)
+def _number(spec: Mapping, path: str):
+    """A number checked against its field's schema: type, bounds (exclusive where the
+    schema says so), and the schema's default when absent (None when it has none)."""
+    rule = field_schema(path)
+    value = _get(spec, path, rule.get("default"))
     if value is None:
         return None
+    integer = rule.get("type") == "integer"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise SpecError(path, "NotANumber", f"{value!r} is not a finite number")
     if integer and int(value) != value:
         raise SpecError(path, "NotAnInteger", f"{value!r} is not a whole number")
-    if minimum is not None and (value < minimum or (strict_min and value == minimum)):
-        raise SpecError(path, "OutOfRange", f"{value!r} must be {'>' if strict_min else '>='} {minimum}")
-    if maximum is not None and (value > maximum or (strict_max and value == maximum)):
-        raise SpecError(path, "OutOfRange", f"{value!r} must be {'<' if strict_max else '<='} {maximum}")
+    low, high = rule.get("minimum"), rule.get("maximum")
+    strict_min, strict_max = bool(rule.get("exclusiveMinimum")), bool(rule.get("exclusiveMaximum"))
+    if low is not None and (value < low or (strict_min and value == low)):
+        raise SpecError(path, "OutOfRange", f"{value!r} must be {'>' if strict_min else '>='} {low}")
+    if high is not None and (value > high or (strict_max and value == high)):
+        raise SpecError(path, "OutOfRange", f"{value!r} must be {'<' if strict_max else '<='} {high}")
     return int(value) if integer else float(value)
 
 
-def _text(spec: Mapping, path: str, default: str | None = None, required: bool = False) -> str | None:
+def _text(spec: Mapping, path: str, required: bool = False) -> str | None:
+    default = field_schema(path).get("default")
     value = _get(spec, path, default)
     if value is None or value == "":
         if required:
@@ -119,41 +158,42 @@ def parse_spec(spec: Mapping[str, Any], catalog: Catalog | None = None) -> LLMDe
         catalog.accelerator(accelerator)
     except UnknownAcceleratorError as exc:
         raise SpecError("hardware.accelerator", "UnknownAccelerator", str(exc)) from None
-    engine = (_text(spec, "engine.name", "vllm") or "vllm").lower()
+    engine = (_text(spec, "engine.name") or "vllm").lower()
     if engine not in ENGINES:
         raise SpecError("engine.name", "UnknownEngine", f"{engine!r} is not one of {', '.join(ENGINES)}")
-    precision = _text(spec, "engine.precision", "bfloat16")
+    precision = _text(spec, "engine.precision")
     try:
         precision_bytes(precision)
     except ValueError as exc:
         raise SpecError("engine.precision", "UnknownPrecision", str(exc)) from None
-    tokens_in = _number(spec, "workload.inputTokens", minimum=0, strict_min=True)
-    tokens_out = _number(spec, "workload.outputTokens", minimum=0, strict_min=True)
+    tokens_in = _number(spec, "workload.inputTokens")
+    tokens_out = _number(spec, "workload.outputTokens")
     deployment = Deployment(model, accelerator,
-                            _number(spec, "hardware.acceleratorsPerReplica", 1, minimum=1, integer=True),
+                            _number(spec, "hardware.acceleratorsPerReplica"),
                             engine, precision, tokens_in, tokens_out)
-    tps = _number(spec, "demand.tokensPerSecond", minimum=0)
-    rps = _number(spec, "demand.requestsPerSecond", minimum=0)
+    tps = _number(spec, "demand.tokensPerSecond")
+    rps = _number(spec, "demand.requestsPerSecond")
     query = _text(spec, "demand.query")
     if sum(v is not None for v in (tps, rps, query)) != 1:
         raise SpecError("demand", "AmbiguousDemand", "give exactly one of tokensPerSecond, requestsPerSecond, query")
     if rps is not None and tokens_out is None:
         raise SpecError("workload.outputTokens", "MissingField", "a demand in requests/s needs outputTokens")
-    objectives = Objectives(_number(spec, "slo.maxInterTokenLatencyMs", minimum=0, strict_min=True),
-                            _number(spec, "slo.maxRequestLatencySeconds", minimum=0, strict_min=True))
+    objectives = Objectives(_number(spec, "slo.maxInterTokenLatencyMs"),
+                            _number(spec, "slo.maxRequestLatencySeconds"))
     if objectives.max_request_latency_s is not None and tokens_out is None:
         raise SpecError("workload.outputTokens", "MissingField", "a request-latency objective needs outputTokens")
-    mode = _text(spec, "policy.mode", MODE_RECOMMEND)
-    if mode not in (MODE_RECOMMEND, MODE_APPLY):
-        raise SpecError("policy.mode", "UnknownMode", f"{mode!r} is not Recommend or Apply")
-    min_replicas = _number(spec, "policy.minReplicas", 1, minimum=0, integer=True)
-    max_replicas = _number(spec, "policy.maxReplicas", minimum=1, integer=True)
+    mode = _text(spec, "policy.mode")
+    if mode not in MODES:
+        raise SpecError("policy.mode", "UnknownMode", f"{mode!r} is not one of {', '.join(MODES)}")
+    min_replicas = _number(spec, "policy.minReplicas")
+    max_replicas = _number(spec, "policy.maxReplicas")
     if max_replicas is not None and max_replicas < min_replicas:
         raise SpecError("policy.maxReplicas", "OutOfRange", f"{max_replicas} is below minReplicas {min_replicas}")
-    policy = Policy(_number(spec, "policy.confidenceLevel", 0.9, minimum=0, maximum=1, strict_min=True, strict_max=True),
-                    min_replicas, max_replicas, _number(spec, "policy.headroom", 0.1, minimum=0, maximum=10),
-                    _number(spec, "cost.acceleratorPricePerHour", minimum=0),
-                    _number(spec, "engine.maxBatchSize", 1024, minimum=1, integer=True))
+    max_batch = _number(spec, "engine.maxBatchSize")  # no schema default: the planner's
+    policy = Policy(_number(spec, "policy.confidenceLevel"),
+                    min_replicas, max_replicas, _number(spec, "policy.headroom"),
+                    _number(spec, "cost.acceleratorPricePerHour"),
+                    **({} if max_batch is None else {"max_batch": max_batch}))
     url = _text(spec, "prometheus.url", required=True)
     if not url.startswith(("http://", "https://")):
         raise SpecError("prometheus.url", "InvalidURL", f"{url!r} is not an http(s) URL")
@@ -161,23 +201,23 @@ def parse_spec(spec: Mapping[str, Any], catalog: Catalog | None = None) -> LLMDe
     if not isinstance(queries, Mapping) or not all(isinstance(v, str) for v in queries.values()):
         raise SpecError("prometheus.queries", "NotAString", "every query override must be a string")
     prometheus = PrometheusSpec(
-        url=url.rstrip("/"), selector=_text(spec, "prometheus.selector", "") or "",
+        url=url.rstrip("/"), selector=_text(spec, "prometheus.selector") or "",
         secret_name=_text(spec, "prometheus.secretRef.name"), token_key=_text(spec, "prometheus.secretRef.tokenKey"),
         username_key=_text(spec, "prometheus.secretRef.usernameKey"),
         password_key=_text(spec, "prometheus.secretRef.passwordKey"),
         verify_tls=not bool(_get(spec, "prometheus.insecureSkipTLSVerify", False)),
-        timeout_s=_number(spec, "prometheus.timeoutSeconds", 5.0, minimum=0.1, maximum=120),
-        rate_window_s=_number(spec, "prometheus.rateWindowSeconds", 120, minimum=5, maximum=3600, integer=True),
-        step_s=_number(spec, "prometheus.stepSeconds", 30, minimum=1, maximum=600, integer=True),
+        timeout_s=_number(spec, "prometheus.timeoutSeconds"),
+        rate_window_s=_number(spec, "prometheus.rateWindowSeconds"),
+        step_s=_number(spec, "prometheus.stepSeconds"),
         queries=dict(queries))
     return LLMDeploymentSpec(
-        target_api_version=_text(spec, "targetRef.apiVersion", "apps/v1"),
-        target_kind=_text(spec, "targetRef.kind", "Deployment"),
+        target_api_version=_text(spec, "targetRef.apiVersion"),
+        target_kind=_text(spec, "targetRef.kind"),
         target_name=_text(spec, "targetRef.name", required=True),
         deployment=deployment, demand_tokens_per_s=tps, demand_requests_per_s=rps, demand_query=query,
         objectives=objectives, policy=policy, prometheus=prometheus, mode=mode,
-        min_confidence=_number(spec, "policy.minConfidence", 0.5, minimum=0, maximum=1),
-        refit_interval_s=_number(spec, "policy.refitIntervalSeconds", 60, minimum=10, integer=True),
-        stabilization_window_s=_number(spec, "policy.stabilizationWindowSeconds", 300, minimum=0, integer=True),
-        max_step=_number(spec, "policy.maxStep", 2, minimum=1, integer=True),
-        warmup_s=_number(spec, "policy.warmupSeconds", 120, minimum=0, integer=True))
+        min_confidence=_number(spec, "policy.minConfidence"),
+        refit_interval_s=_number(spec, "policy.refitIntervalSeconds"),
+        stabilization_window_s=_number(spec, "policy.stabilizationWindowSeconds"),
+        max_step=_number(spec, "policy.maxStep"),
+        warmup_s=_number(spec, "policy.warmupSeconds"))
