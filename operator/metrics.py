@@ -54,6 +54,9 @@ class OperatorMetrics:
         for state, value in (("desired", desired), ("ready", ready)):
             if value is not None:
                 self.current.labels(*key, state).set(value)
+        if not plan.replicas or plan.batch_size is None:
+            # No recommendation now: a gauge still showing the last one would be a stale answer.
+            self._forget_recommendation(key)
         if plan.replicas:
             for bound, field in (("target", "target"), ("lower", "lower_bound"), ("upper", "upper_bound"),
                                  ("uncapped", "uncapped")):
@@ -73,6 +76,14 @@ class OperatorMetrics:
             self.coverage.labels(*key).set(scorecard["coverage"])
         if observed is not None:
             self.observed.labels(*key).set(observed)
+
+    def _forget_recommendation(self, key: tuple[str, str]) -> None:
+        for gauge in (self.batch, self.confidence, self.cost, self.cost_per_token):
+            _remove(gauge, *key)
+        for bound in ("target", "lower", "upper", "uncapped"):
+            _remove(self.replicas, *key, bound)
+        for quantity in ("point", "lower", "upper"):
+            _remove(self.predicted, *key, quantity)
 
     def forget(self, namespace: str, name: str) -> None:
         """Remove every series of a resource (it was deleted)."""
@@ -95,3 +106,10 @@ class OperatorMetrics:
         """Expose ``/metrics`` over HTTP; returns the server (``server_port`` says the port)."""
         server, _thread = start_http_server(port, addr=address, registry=self.registry)
         return server
+
+
+def _remove(metric, *labels: str) -> None:
+    try:
+        metric.remove(*labels)
+    except KeyError:
+        pass

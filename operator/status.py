@@ -43,9 +43,20 @@ def set_condition(conditions: list[Mapping[str, Any]] | None, type_: str, status
     return sorted(out, key=lambda c: order.get(c["type"], len(order)))
 
 
+#: The fields of ``status.recommendation`` a plan may or may not give.
+RECOMMENDATION_FIELDS = ("replicas", "batchSize", "batchLimitedBy", "confidence", "throughputPerReplica",
+                         "interTokenLatencyMs", "replicasClippedBy", "cost")
+
+
 def recommendation(plan: Plan, now: datetime) -> dict:
-    """``status.recommendation`` in the VerticalPodAutoscaler's shape, from a plan."""
-    rec: dict[str, Any] = {"outcome": plan.outcome, "reasons": list(plan.reasons), "time": timestamp(now)}
+    """``status.recommendation`` in the VerticalPodAutoscaler's shape, from a plan.
+
+    Every field is present; those the plan does not give are None, so that written as a
+    merge patch they remove the previous value: after an infeasible plan no replicas or
+    batch size of an earlier one stays behind as if it were current.
+    """
+    rec: dict[str, Any] = {"outcome": plan.outcome, "reasons": list(plan.reasons), "time": timestamp(now),
+                           **dict.fromkeys(RECOMMENDATION_FIELDS)}
     if plan.replicas:
         rec["replicas"] = {"target": plan.replicas["target"], "lowerBound": plan.replicas["lower_bound"],
                            "upperBound": plan.replicas["upper_bound"], "uncappedTarget": plan.replicas["uncapped"]}

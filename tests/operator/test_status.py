@@ -46,7 +46,7 @@ def test_insufficient_data_is_a_condition_not_a_default():
     plan = _plan(lower_scale=0.1)
     assert plan.outcome == "insufficient_data"
     rec = recommendation(plan, NOW)
-    assert "replicas" not in rec
+    assert rec["replicas"] is None
     cond = plan_conditions(None, plan, 0.5, NOW, 1)
     assert cond[0]["reason"] == "InsufficientData" and cond[0]["status"] == "False"
     assert annotations(plan, NOW)[ANNOTATION_REPLICAS] is None
@@ -58,3 +58,21 @@ def test_low_confidence_condition_and_annotations():
     assert low["status"] == "True" and low["reason"] == "BelowThreshold"
     ann = annotations(_plan(), NOW)
     assert ann[ANNOTATION_REPLICAS] == "10" and ann[ANNOTATION_BATCH] == "32"
+
+
+def test_a_plan_without_a_recommendation_removes_the_last_one():
+    """Written as a merge patch (RFC 7386, as the operator writes status), a non-ok plan
+    leaves none of an earlier recommendation's numbers behind."""
+    from ala_operator.devstack.emulator import merge_patch
+    from ala_operator.status import RECOMMENDATION_FIELDS
+
+    earlier = recommendation(_plan(), NOW)
+    assert earlier["replicas"] and earlier["batchSize"]
+    infeasible = _plan(lower_scale=0.1)
+    assert infeasible.outcome != "ok"
+    now = recommendation(infeasible, NOW)
+    merged = merge_patch({"recommendation": earlier}, {"recommendation": now})
+    # What is left is this plan's own answer and nothing of the earlier one's.
+    assert merged["recommendation"] == {k: v for k, v in now.items() if v is not None}
+    assert "replicas" not in merged["recommendation"] and now["replicas"] is None
+    assert set(RECOMMENDATION_FIELDS) <= set(now)
