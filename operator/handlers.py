@@ -87,9 +87,12 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
         parsed = parse_spec(dict(spec))
     except SpecError:
         return {"skipped": "invalid spec"}  # check_spec owns SpecValid
-    last = status.get("lastRefitTime")
-    if last and (now - _parse_time(last)).total_seconds() < parsed.refit_interval_s - 0.5:
+    if _too_soon(status, generation, parsed.refit_interval_s, now):
         return {"skipped": "interval"}
+    # Every attempt is recorded, failed or not: a failure waits out the interval like a
+    # success (not a retry every timer tick), and the generation it acted on is known.
+    patch.status["lastAttemptTime"] = timestamp(now)
+    patch.status["refitGeneration"] = generation
     started = time.perf_counter()
     target = (namespace, parsed.target_api_version, parsed.target_kind, parsed.target_name)
 
@@ -136,18 +139,21 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
     conditions = plan_conditions(conditions, result, parsed.min_confidence, now, generation)
     rec = recommendation(result, now)
     rec["livePoints"] = len(points)
-    previous = (status.get("recommendation") or {}).get("replicas", {}).get("target")
+    previous = ((status.get("recommendation") or {}).get("replicas") or {}).get("target")
     patch.status["recommendation"] = rec
     patch.status["scorecard"] = decision.score
     patch.status["lastRefitTime"] = timestamp(now)
     patch.status["observedGeneration"] = generation
     ann = annotations(result, now)
-    patch.metadata.setdefault("annotations", {}).update(ann)
-    try:
-        memo.cluster.annotate(*target, ann)
-    except ClusterError as exc:  # the recommendation still stands on the resource itself
-        memo.metrics.refit_errors.labels("AnnotateFailed").inc()
-        logger.warning("could not annotate the target of %s/%s: %s", namespace, name, exc)
+    if _annotations_changed(meta, status, generation, ann):
+        # Written only when the answer changed (or the spec did, which may name a new
+        # target): a new timestamp alone is not news to anyone watching the objects.
+        patch.metadata.setdefault("annotations", {}).update(ann)
+        try:
+            memo.cluster.annotate(*target, ann)
+        except ClusterError as exc:  # the recommendation still stands on the resource itself
+            memo.metrics.refit_errors.labels("AnnotateFailed").inc()
+            logger.warning("could not annotate the target of %s/%s: %s", namespace, name, exc)
     target_now = (rec.get("replicas") or {}).get("target")
     if target_now != previous and target_now is not None:
         _event(body, "Normal", "RecommendationChanged",
@@ -225,6 +231,25 @@ def _unannotate(memo: Shared, namespace: str, target: dict) -> None:
         pass  # nothing left to clean on a target that is gone
     except ClusterError as exc:
         raise kopf.TemporaryError(f"could not remove the annotations of the old target: {exc}", delay=10) from exc
+
+
+def _annotations_changed(meta: kopf.Meta, status: dict, generation: int | None,
+                         ann: dict[str, str | None]) -> bool:
+    """Whether the recommendation annotations differ from those on the resource (the
+    time aside), or the spec changed since the last refit."""
+    if status.get("refitGeneration", status.get("observedGeneration", generation)) != generation:
+        return True
+    current = dict(meta.get("annotations") or {})
+    return any(current.get(key) != value for key, value in ann.items() if key != ANNOTATION_UPDATED)
+
+
+def _too_soon(status: dict, generation: int | None, interval_s: float, now: datetime) -> bool:
+    """Whether this refit waits: the last attempt (successful or not) was within the refit
+    interval and acted on the current spec. A spec edit is acted on at the next tick."""
+    if status.get("refitGeneration", status.get("observedGeneration", generation)) != generation:
+        return False
+    times = [_parse_time(t) for t in (status.get("lastRefitTime"), status.get("lastAttemptTime")) if t]
+    return bool(times) and (now - max(times)).total_seconds() < interval_s - 0.5
 
 
 def _flipped(conditions: list, type_: str, reason: str) -> bool:

@@ -65,6 +65,23 @@ def test_recommend_mode_publishes_and_never_scales(small_model, prom, examples):
         status["recommendation"]["replicas"]["target"])
 
 
+def test_annotations_are_written_only_when_the_answer_changes(small_model, prom, examples):
+    prom.answers["/api/v1/query_range"] = [(200, _matrix([9000, 9300, 9600])), (200, _matrix([60, 63, 66]))]
+    cluster = FakeCluster()
+    first = kopf.Patch()
+    refit(spec=examples["vllm-llama-8b"]["spec"], meta=META, status={}, patch=first, logger=LOG,
+          memo=_memo(small_model, prom, cluster), now=NOW)
+    written = dict(first["metadata"]["annotations"])
+    assert [c[0] for c in cluster.calls] == ["annotate"]
+    prom.answers["/api/v1/query_range"] = [(200, _matrix([9000, 9300, 9600])), (200, _matrix([60, 63, 66]))]
+    again = kopf.Patch()
+    later = NOW.replace(minute=5)
+    refit(spec=examples["vllm-llama-8b"]["spec"], meta={**META, "annotations": written},
+          status={**first["status"]}, patch=again, logger=LOG, memo=_memo(small_model, prom, cluster), now=later)
+    assert again["status"]["lastRefitTime"] == "2026-11-24T12:05:00Z"  # it did refit ...
+    assert [c[0] for c in cluster.calls] == ["annotate"] and "annotations" not in (again.get("metadata") or {})
+
+
 def test_apply_mode_scales_by_at_most_max_step(small_model, prom, examples):
     spec = copy.deepcopy(examples["sglang-llama-70b-apply"]["spec"])
     spec["policy"]["minConfidence"] = 0.0
@@ -122,6 +139,30 @@ def test_waits_for_the_refit_interval(small_model, prom, examples):
     out = refit(spec=examples["vllm-llama-8b"]["spec"], meta=META, status={"lastRefitTime": "2026-11-24T11:59:30Z"},
                 patch=patch, logger=LOG, memo=_memo(small_model, prom, FakeCluster()), now=NOW)
     assert out == {"skipped": "interval"} and not patch
+
+
+def test_a_failed_refit_waits_out_the_interval_and_a_spec_edit_does_not(small_model, examples):
+    """A metrics outage is retried once per refit interval, not at every timer tick (six
+    status writes a minute per resource); an edited spec is acted on at the next tick."""
+    memo = SimpleNamespace(model=small_model, metrics=OperatorMetrics(), cluster=FakeCluster(),
+                           prometheus=lambda spec, ns: PrometheusClient("http://127.0.0.1:9", retries=0))
+    status = {"recommendation": {"replicas": {"target": 7}}, "lastRefitTime": "2026-11-24T11:50:00Z",
+              "observedGeneration": 2}
+    patch = kopf.Patch()
+    out = refit(spec=examples["vllm-llama-8b"]["spec"], meta=META, status=status, patch=patch, logger=LOG,
+                memo=memo, now=NOW)
+    assert out["metrics"] is False
+    assert patch["status"]["lastAttemptTime"] == "2026-11-24T12:00:00Z" and patch["status"]["refitGeneration"] == 2
+    after = {**status, **patch["status"]}
+    ten_s_later = NOW.replace(second=10)
+    assert refit(spec=examples["vllm-llama-8b"]["spec"], meta=META, status=after, patch=kopf.Patch(), logger=LOG,
+                 memo=memo, now=ten_s_later) == {"skipped": "interval"}
+    edited = refit(spec=examples["vllm-llama-8b"]["spec"], meta={**META, "generation": 3}, status=after,
+                   patch=kopf.Patch(), logger=LOG, memo=memo, now=ten_s_later)
+    assert edited != {"skipped": "interval"}
+    # After the interval the failed refit is tried again.
+    assert refit(spec=examples["vllm-llama-8b"]["spec"], meta=META, status=after, patch=kopf.Patch(), logger=LOG,
+                 memo=memo, now=NOW.replace(minute=1, second=1)) != {"skipped": "interval"}
 
 
 def test_no_series_is_garbage_and_keeps_the_last_recommendation(small_model, prom, examples):
