@@ -56,14 +56,19 @@ class KubeCluster:
     # --- the Cluster protocol ---------------------------------------------------------------
     def get_scale(self, namespace: str, api_version: str, kind: str, name: str) -> tuple[int, int]:
         """(desired, ready) replicas: desired from the scale subresource, ready from the
-        object's ``status.readyReplicas`` when it has one (Deployments, StatefulSets), else
-        the scale's observed replicas."""
+        object's ``status.readyReplicas`` (Deployments, StatefulSets; absent means zero when the
+        status reports replicas at all), else the scale's observed replicas."""
         base = self._path(namespace, api_version, kind, name)
         scale = self._call("GET", base + "/scale", what=f"{kind} {namespace}/{name}")
         desired = int((scale.get("spec") or {}).get("replicas") or 0)
         obj = self._call("GET", base, what=f"{kind} {namespace}/{name}")
         status = obj.get("status") or {}
-        ready = status.get("readyReplicas", (scale.get("status") or {}).get("replicas", 0))
+        if "readyReplicas" in status:
+            ready = status["readyReplicas"]
+        elif any(k in status for k in ("replicas", "availableReplicas", "updatedReplicas", "observedGeneration")):
+            ready = 0  # Kubernetes omits readyReplicas when it is zero; the workload reports the others
+        else:
+            ready = (scale.get("status") or {}).get("replicas", 0)
         return desired, int(ready or 0)
 
     def set_scale(self, namespace: str, api_version: str, kind: str, name: str, replicas: int) -> None:

@@ -137,6 +137,14 @@ def _text(spec: Mapping, path: str, required: bool = False) -> str | None:
     return value
 
 
+def _flag(spec: Mapping, path: str) -> bool:
+    """A boolean; the string "false" is refused rather than read as true."""
+    value = _get(spec, path, field_schema(path).get("default", False))
+    if not isinstance(value, bool):
+        raise SpecError(path, "NotABoolean", f"{value!r} is not true or false")
+    return value
+
+
 @functools.lru_cache(maxsize=1)
 def _bundled_catalog() -> Catalog:
     # Read once: every refit and spec check parses a spec, and the bundled files do not change.
@@ -205,7 +213,7 @@ def parse_spec(spec: Mapping[str, Any], catalog: Catalog | None = None) -> LLMDe
         secret_name=_text(spec, "prometheus.secretRef.name"), token_key=_text(spec, "prometheus.secretRef.tokenKey"),
         username_key=_text(spec, "prometheus.secretRef.usernameKey"),
         password_key=_text(spec, "prometheus.secretRef.passwordKey"),
-        verify_tls=not bool(_get(spec, "prometheus.insecureSkipTLSVerify", False)),
+        verify_tls=not _flag(spec, "prometheus.insecureSkipTLSVerify"),
         timeout_s=_number(spec, "prometheus.timeoutSeconds"),
         rate_window_s=_number(spec, "prometheus.rateWindowSeconds"),
         step_s=_number(spec, "prometheus.stepSeconds"),

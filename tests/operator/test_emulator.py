@@ -84,6 +84,11 @@ def test_kube_cluster_adapter(api, tmp_path, monkeypatch):
     call(api, "POST", DEPLOYMENTS, {"metadata": {"name": "k"}, "spec": {"replicas": 3}})
     call(api, "PATCH", DEPLOYMENTS + "/k/status", {"status": {"readyReplicas": 2}})
     assert cluster.get_scale("default", "apps/v1", "Deployment", "k") == (3, 2)
+    # Kubernetes omits readyReplicas when it is zero: that is 0 ready, not "all of them".
+    call(api, "POST", DEPLOYMENTS, {"metadata": {"name": "cold"}, "spec": {"replicas": 3}})
+    call(api, "PATCH", DEPLOYMENTS + "/cold/status", {"status": {"replicas": 3, "unavailableReplicas": 3,
+                                                                  "observedGeneration": 1}})
+    assert cluster.get_scale("default", "apps/v1", "Deployment", "cold") == (3, 0)
     cluster.set_scale("default", "apps/v1", "Deployment", "k", 4)
     cluster.annotate("default", "apps/v1", "Deployment", "k", {"ala.io/x": "1"})
     obj = call(api, "GET", DEPLOYMENTS + "/k")[1]

@@ -121,3 +121,16 @@ def test_tls_verification_is_on_by_default_in_a_spec(examples):
     assert parse_spec(spec).prometheus.verify_tls is True
     assert parse_spec({**spec, "prometheus": {**spec["prometheus"], "insecureSkipTLSVerify": True}}
                       ).prometheus.verify_tls is False
+
+
+def test_tls_skip_must_be_a_boolean(examples):
+    """The string "false" is truthy in Python: read as a flag it would turn verification
+    off. It is refused, naming the field."""
+    import pytest
+
+    from ala_operator.spec import SpecError, parse_spec
+    spec = examples["vllm-llama-8b"]["spec"]
+    for text in ("false", "true", 0, 1):
+        with pytest.raises(SpecError, match="insecureSkipTLSVerify") as err:
+            parse_spec({**spec, "prometheus": {**spec["prometheus"], "insecureSkipTLSVerify": text}})
+        assert err.value.reason == "NotABoolean"
