@@ -144,3 +144,14 @@ def test_recommend_only_by_default(helm):
     assert policy["properties"]["mode"]["default"] == "Recommend"
     assert "mode: Apply" not in (ROOT / "deploy" / "operator.yaml").read_text()
     assert sys.version_info >= (3, 11)
+
+
+def test_service_monitor_keeps_the_operators_namespace_label(helm):
+    """The operator labels its series with each LLMDeployment's `namespace`; a ServiceMonitor
+    without honorLabels makes Prometheus rename it `exported_namespace` (the scrape target's
+    namespace wins), which empties every dashboard panel that filters on $namespace."""
+    docs = [d for d in yaml.safe_load_all(_render(helm, CHART / "ci" / "monitoring-values.yaml")) if d]
+    monitor = next(d for d in docs if d["kind"] == "ServiceMonitor")
+    assert all(e.get("honorLabels") is True for e in monitor["spec"]["endpoints"])
+    dashboards = [d for d in docs if d["kind"] == "ConfigMap"]
+    assert dashboards and any("$namespace" in "".join(d["data"].values()) for d in dashboards)
