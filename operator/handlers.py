@@ -77,7 +77,8 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
     """Parse, fetch, decide (``refit.step``), publish, actuate; scale only in Apply mode.
 
     Failures leave the last recommendation in place and say why in a condition; the next
-    tick retries. With a ``body``, changes that matter are also posted as Events.
+    attempt comes a refit interval later (at once after a spec edit). With a ``body``,
+    changes that matter are also posted as Events.
     """
     now = now or datetime.now(timezone.utc)
     namespace, name, generation = meta.get("namespace", ""), meta.get("name", ""), meta.get("generation")
@@ -237,16 +238,22 @@ def _annotations_changed(meta: kopf.Meta, status: dict, generation: int | None,
                          ann: dict[str, str | None]) -> bool:
     """Whether the recommendation annotations differ from those on the resource (the
     time aside), or the spec changed since the last refit."""
-    if status.get("refitGeneration", status.get("observedGeneration", generation)) != generation:
+    if _spec_changed(status, generation):
         return True
     current = dict(meta.get("annotations") or {})
     return any(current.get(key) != value for key, value in ann.items() if key != ANNOTATION_UPDATED)
 
 
+def _spec_changed(status: dict, generation: int | None) -> bool:
+    """Whether the spec changed since the last refit attempt (resources refitted before
+    ``refitGeneration`` existed fall back to ``observedGeneration``)."""
+    return status.get("refitGeneration", status.get("observedGeneration", generation)) != generation
+
+
 def _too_soon(status: dict, generation: int | None, interval_s: float, now: datetime) -> bool:
     """Whether this refit waits: the last attempt (successful or not) was within the refit
     interval and acted on the current spec. A spec edit is acted on at the next tick."""
-    if status.get("refitGeneration", status.get("observedGeneration", generation)) != generation:
+    if _spec_changed(status, generation):
         return False
     times = [_parse_time(t) for t in (status.get("lastRefitTime"), status.get("lastAttemptTime")) if t]
     return bool(times) and (now - max(times)).total_seconds() < interval_s - 0.5

@@ -78,38 +78,31 @@ class OperatorMetrics:
             self.observed.labels(*key).set(observed)
 
     def _forget_recommendation(self, key: tuple[str, str]) -> None:
-        for gauge in (self.batch, self.confidence, self.cost, self.cost_per_token):
-            _remove(gauge, *key)
-        for bound in ("target", "lower", "upper", "uncapped"):
-            _remove(self.replicas, *key, bound)
-        for quantity in ("point", "lower", "upper"):
-            _remove(self.predicted, *key, quantity)
+        self._remove(key, (self.batch, self.confidence, self.cost, self.cost_per_token),
+                     ((self.replicas, ("target", "lower", "upper", "uncapped")),
+                      (self.predicted, ("point", "lower", "upper"))))
 
     def forget(self, namespace: str, name: str) -> None:
         """Remove every series of a resource (it was deleted)."""
         key = (namespace, name)
-        for gauge in self._gauges:
+        self._remove(key, self._gauges, ((self.replicas, ("target", "lower", "upper", "uncapped")),
+                                         (self.predicted, ("point", "lower", "upper")),
+                                         (self.current, ("desired", "ready"))))
+
+    @staticmethod
+    def _remove(key: tuple[str, str], gauges, labelled) -> None:
+        """Remove ``key``'s series from ``gauges`` and, per extra label value, from ``labelled``
+        ((metric, values) pairs); a series that is not there is fine."""
+        series = [(gauge, key) for gauge in gauges]
+        series += [(metric, key + (value,)) for metric, values in labelled for value in values]
+        for metric, labels in series:
             try:
-                gauge.remove(*key)
+                metric.remove(*labels)
             except KeyError:
                 pass
-        for metric, extra in ((self.replicas, ("target", "lower", "upper", "uncapped")),
-                              (self.predicted, ("point", "lower", "upper")),
-                              (self.current, ("desired", "ready"))):
-            for value in extra:
-                try:
-                    metric.remove(*key, value)
-                except KeyError:
-                    pass
 
     def serve(self, port: int, address: str = "0.0.0.0"):
         """Expose ``/metrics`` over HTTP; returns the server (``server_port`` says the port)."""
         server, _thread = start_http_server(port, addr=address, registry=self.registry)
         return server
 
-
-def _remove(metric, *labels: str) -> None:
-    try:
-        metric.remove(*labels)
-    except KeyError:
-        pass

@@ -1,6 +1,6 @@
-"""The fetch half of a refit: the target's replicas and the engine's series from
-Prometheus, as ``refit.Observations``. Only I/O happens here; the decisions are
-``refit.step``'s."""
+"""The fetch half of a refit: the engine's series and the demand from Prometheus, with the
+target's replicas (read by the handler), as ``refit.Observations``. Only I/O happens here;
+the decisions are ``refit.step``'s."""
 
 from __future__ import annotations
 

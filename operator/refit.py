@@ -9,7 +9,7 @@ operator's own decisions. Nothing here fetches, writes or keeps state: handlers 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping, Sequence
 
@@ -34,9 +34,9 @@ class Observation:
     throughput: float
 
 
-def live_points(throughput: list[tuple[float, float]], batch: list[tuple[float, float]],
+def live_points(throughput: Sequence[tuple[float, float]], batch: Sequence[tuple[float, float]],
                 ready_replicas: int, warmup_until: float,
-                replicas: list[tuple[float, float]] | None = None) -> list[Observation]:
+                replicas: Sequence[tuple[float, float]] | None = None) -> list[Observation]:
     """Pair fleet-wide throughput and running-batch samples by timestamp, per replica.
 
     With a ``replicas`` series (replicas serving at each instant) each sample is divided
@@ -166,7 +166,6 @@ class Decision:
     plan: Plan
     scale_to: int | None
     why: str
-    warmup_until: float = field(default=0.0)
 
 
 def step(model, spec: LLMDeploymentSpec, observations: Observations, score: Mapping[str, Any] | None,
@@ -182,9 +181,8 @@ def step(model, spec: LLMDeploymentSpec, observations: Observations, score: Mapp
     if obs.throughput and obs.window_start is not None \
             and obs.throughput[0][0] > obs.window_start + spec.prometheus.step_s:
         warmup_until = max(warmup_until, obs.throughput[0][0] + spec.prometheus.rate_window_s)
-    points = live_points(list(obs.throughput), list(obs.batch), obs.ready, warmup_until,
-                         None if obs.serving is None else list(obs.serving))
+    points = live_points(obs.throughput, obs.batch, obs.ready, warmup_until, obs.serving)
     new_score = score_newest(model, spec, points, score)
     result = recommend(model, spec, obs.demand, points)
     replicas, why = scale_decision(spec, result, obs.desired, last_scaled, now)
-    return Decision(points, new_score, result, replicas, why, warmup_until)
+    return Decision(points, new_score, result, replicas, why)
