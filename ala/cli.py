@@ -94,7 +94,7 @@ def _load(args) -> ALA:
     if args.model_file:
         if args.data:
             raise InputError("give --model-file or --data, not both")
-        _say(f"loading {args.model_file} (refits deterministically, about a minute at most) ...")
+        _say(f"loading {args.model_file} ...")
         return load_model(args.model_file)
     table = read_benchmarks(bundled_paths() + [Path(p) for p in args.data])
     _say(f"fitting ALA on {table['config_id'].nunique()} benchmarked curves ({len(table)} rows) ...")
@@ -249,7 +249,7 @@ def cmd_fit(args) -> int:
         model = ALA(random_state=args.seed).fit(table)
     except ValueError as exc:  # too little data is the user's input, not our bug
         raise InputError(str(exc)) from None
-    save_model(model, args.out)
+    save_model(model, args.out, fitted=not args.compact)
     summary = {"out": str(args.out), "curves": int(len(model.configs_)), "excluded": len(model.excluded_),
                "fit_seconds": round(model.fit_seconds_, 2)}
     print(json.dumps(summary) if args.output == "json" else
@@ -403,6 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", nargs="*", default=[], help="benchmark CSV files (added to the bundled data)")
     p.add_argument("--no-bundled", action="store_true", help="fit on --data alone")
     p.add_argument("--out", required=True, help="model file to write")
+    p.add_argument("--compact", action="store_true",
+                   help="save data and settings only (about 100 kB; loading refits, about 30 s) instead of "
+                        "also the fitted state (about 20 MB; loads in about a second under the same library "
+                        "versions)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", choices=["table", "json"], default="table")
     p.set_defaults(func=cmd_fit)

@@ -99,3 +99,60 @@ def test_truncated_and_foreign_files_are_refused(saved, tmp_path):
 def test_unfitted_model_cannot_be_saved(tmp_path):
     with pytest.raises(ValueError, match="not fitted"):
         save_model(ALA(), tmp_path / "x.ala")
+
+
+@pytest.fixture(scope="module")
+def saved_fitted(saved, tmp_path_factory):
+    model, _ = saved
+    return model, save_model(model, tmp_path_factory.mktemp("f") / "fitted.ala", fitted=True)
+
+
+def test_fitted_state_loads_without_a_refit(saved_fitted, monkeypatch):
+    model, path = saved_fitted
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a model saved with its fitted state must not be refitted")
+    monkeypatch.setattr(ALA, "fit", no_fit)
+    loaded = load_model(path)
+    pd.testing.assert_frame_equal(model.predict_interval(QUERY), loaded.predict_interval(QUERY))
+
+
+def test_fitted_state_under_other_library_versions_is_refitted_not_trusted(saved_fitted, tmp_path, caplog):
+    model, path = saved_fitted
+    other = tmp_path / "other.ala"
+
+    def older(name, data):
+        if name != "manifest.json":
+            return data
+        manifest = json.loads(data)
+        manifest["versions"]["scikit-learn"] = "0.0.1"
+        return json.dumps(manifest).encode()
+    _rewrite(path, other, older)
+    loaded = load_model(other)  # refitted from training.csv: same predictions, and it says so
+    pd.testing.assert_frame_equal(model.predict_interval(QUERY), loaded.predict_interval(QUERY))
+    assert "refitting from training.csv" in caplog.text
+
+
+class _Boom:
+    def __reduce__(self):
+        import os
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_fitted_state_naming_anything_but_the_estimator_is_refused(saved_fitted, tmp_path):
+    import pickle
+    _, path = saved_fitted
+    evil = tmp_path / "evil.ala"
+    payload = pickle.dumps(_Boom(), protocol=5)
+
+    def swap(name, data):
+        if name == "fitted.pickle":
+            return payload
+        if name == "manifest.json":  # an attacker can rewrite the digests too
+            manifest = json.loads(data)
+            manifest["sha256"]["fitted.pickle"] = hashlib.sha256(payload).hexdigest()
+            return json.dumps(manifest).encode()
+        return data
+    _rewrite(path, evil, swap)
+    with pytest.raises(ModelFileError, match=r"names (posix|os)\.system.*refused"):
+        load_model(evil)

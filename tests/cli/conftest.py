@@ -36,4 +36,4 @@ def run():
 
 @pytest.fixture(scope="session")
 def model_file(small_model, tmp_path_factory):
-    return save_model(small_model, tmp_path_factory.mktemp("cli") / "small.ala")
+    return save_model(small_model, tmp_path_factory.mktemp("cli") / "small.ala", fitted=True)
