@@ -27,24 +27,30 @@ class Actuation:
     why: str
     status: dict[str, Any]
     error: ClusterError | None = None
+    #: The resource's resourceVersion after the write-ahead record (None: nothing written).
+    resource_version: str | None = None
 
 
 def actuate(cluster: Cluster, namespace: str, name: str, target: tuple[str, str, str, str], desired: int,
-            replicas: int | None, why: str, status: Mapping[str, Any], now: datetime) -> Actuation:
+            replicas: int | None, why: str, status: Mapping[str, Any], now: datetime,
+            resource_version: str | None = None) -> Actuation:
     """Scale ``target`` (namespace, apiVersion, kind, name) from ``desired`` to ``replicas``,
-    the record written ahead; ``status`` is the resource's status before this refit."""
+    the record written ahead; ``status`` is the resource's status before this refit. With
+    ``resource_version`` (what the decision was made from) the record is written only if
+    the resource has not changed since: a decision about an edited spec is not carried out."""
     if replicas is None:
         return Actuation(None, why, {})
     record = {"lastScaleTime": timestamp(now), "lastScale": {"from": desired, "to": replicas,
                                                              "time": timestamp(now)}}
     written = False
+    version = None
     try:
-        cluster.patch_status(namespace, name, record)
+        version = cluster.patch_status(namespace, name, record, resource_version=resource_version)
         written = True
         cluster.set_scale(*target, replicas)
     except ClusterError as exc:
         # The scale did not happen: a record already written goes back to what it was.
         restored = {"lastScaleTime": status.get("lastScaleTime"), "lastScale": status.get("lastScale")} \
             if written else {}
-        return Actuation(None, f"scaling failed: {exc}", restored, exc)
-    return Actuation(replicas, why, record)
+        return Actuation(None, f"scaling failed: {exc}", restored, exc, version)
+    return Actuation(replicas, why, record, resource_version=version)

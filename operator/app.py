@@ -15,12 +15,11 @@ from ala.estimator import ALA
 from ala.persistence import load_model
 
 from .handlers import register
-from .kube import ClusterError, KubeCluster
+from .credentials import PrometheusFactory
+from .kube import KubeCluster
 from .metrics import OperatorMetrics
-from .prometheus import PrometheusClient
 from .settings import Settings
 from .shared import Cluster, Shared
-from .spec import LLMDeploymentSpec
 
 logger = logging.getLogger(__name__)
 
@@ -37,27 +36,6 @@ def fitted_model(settings: Settings) -> ALA:
     return model
 
 
-class PrometheusFactory:
-    """A client per resource, credentials read from the resource's Secret when it names one."""
-
-    def __init__(self, cluster):
-        self.cluster = cluster
-
-    def __call__(self, spec: LLMDeploymentSpec, namespace: str) -> PrometheusClient:
-        p = spec.prometheus
-        token = username = password = None
-        if p.secret_name:
-            data = self.cluster.secret(namespace, p.secret_name)
-            missing = [k for k in (p.token_key, p.username_key, p.password_key) if k and k not in data]
-            if missing:
-                raise ClusterError(f"Secret {namespace}/{p.secret_name} has no key(s) {', '.join(missing)}")
-            token = data.get(p.token_key) if p.token_key else None
-            username = data.get(p.username_key) if p.username_key else None
-            password = data.get(p.password_key) if p.password_key else None
-        return PrometheusClient(p.url, timeout_s=p.timeout_s, verify_tls=p.verify_tls, token=token,
-                                username=username, password=password)
-
-
 def build_memo(settings: Settings, model: ALA | None = None, cluster: Cluster | None = None,
                metrics: OperatorMetrics | None = None) -> Shared:
     """The state every handler shares (kopf copies the memo per resource, shallowly): one
@@ -67,7 +45,7 @@ def build_memo(settings: Settings, model: ALA | None = None, cluster: Cluster | 
     model = model if model is not None else fitted_model(settings)
     cluster = cluster if cluster is not None else KubeCluster.from_environment()
     return Shared(settings=settings, model=model, metrics=metrics or OperatorMetrics(), cluster=cluster,
-                  prometheus=PrometheusFactory(cluster))
+                  prometheus=PrometheusFactory(cluster, settings.allowed_urls, settings.prometheus_ca_file))
 
 
 def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:

@@ -34,10 +34,14 @@ def _devstack(module: str):
     try:
         return importlib.import_module(f"{__package__}.devstack.{module}")
     except ModuleNotFoundError as exc:
+        if exc.name == f"{__package__}.devstack":  # left out of this installation (the image)
+            raise DevstackMissing(f"this installation has no development stack (the operator image leaves it "
+                                  f"out); install the package with: {DEVSTACK_HINT}") from None
         if exc.name not in DEVSTACK_REQUIRES:
             raise
         raise DevstackMissing(f"the development stack needs {exc.name}, which is not installed; "
                               f"install it with: {DEVSTACK_HINT}") from None
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ala-operator", description=__doc__.split("\n")[0])

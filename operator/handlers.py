@@ -19,7 +19,8 @@ import kopf
 from .constants import (ANNOTATION_BATCH, ANNOTATION_CONFIDENCE, ANNOTATION_REPLICAS, ANNOTATION_UPDATED,
                         COND_FITTED, COND_METRICS, COND_RECOMMENDATION, COND_SPEC_VALID, GROUP, PLURAL, VERSION)
 from .actuator import actuate
-from .kube import ClusterError, TargetNotFound
+from .credentials import CredentialsRefused
+from .kube import ClusterError, StaleWrite, TargetNotFound
 from .observe import fetch, window_s
 from .prometheus import GarbageAnswer, PrometheusQueryError, PrometheusUnavailable
 from .refit import Observations, step
@@ -51,44 +52,49 @@ def _silent(handler):
     return wrapper
 
 
-def check_spec(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
-               logger: logging.Logger | kopf.Logger, now: datetime | None = None, **_: Any) -> dict:
-    """Set ``SpecValid`` (with the field and reason when invalid); nothing else changes."""
-    now = now or datetime.now(timezone.utc)
-    generation = meta.get("generation")
-    conditions = list((status or {}).get("conditions") or [])
+def check_spec(spec: kopf.Spec, meta: kopf.Meta, logger: logging.Logger | kopf.Logger,
+               body: kopf.Body | None = None, **_: Any) -> dict:
+    """On create, update and resume: say at once, in the log and an Event, whether the
+    spec is valid. It writes no status: ``SpecValid`` and ``observedGeneration`` are the
+    refit timer's (one writer, its writes conditional on the resourceVersion it read), so
+    a refit that began before an edit can never put back a stale condition."""
     try:
         parse_spec(dict(spec))
     except SpecError as exc:
-        patch.status["conditions"] = set_condition(conditions, COND_SPEC_VALID, False, exc.reason, str(exc),
-                                                   now, generation)
-        patch.status["observedGeneration"] = generation
         logger.warning("spec rejected: %s (%s)", exc, exc.reason)
+        _event(body, "Warning", exc.reason, str(exc), True)
         return {"valid": False, "reason": exc.reason}
-    patch.status["conditions"] = set_condition(conditions, COND_SPEC_VALID, True, "Valid", "spec accepted",
-                                               now, generation)
-    patch.status["observedGeneration"] = generation
     return {"valid": True}
 
 
 def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
           logger: logging.Logger | kopf.Logger, memo: Shared, body: kopf.Body | None = None,
           now: datetime | None = None, **_: Any) -> dict:
-    """Parse, fetch, decide (``refit.step``), publish, actuate; scale only in Apply mode.
+    """Validate, fetch, decide (``refit.step``), publish, actuate; scale only in Apply mode.
 
-    Failures leave the last recommendation in place and say why in a condition; the next
-    attempt comes a refit interval later (at once after a spec edit). With a ``body``,
-    changes that matter are also posted as Events.
+    The only writer of status: ``SpecValid`` and ``observedGeneration`` too. An invalid spec
+    sets ``SpecValid=False`` (once per generation) and stops there. Failures leave the last
+    recommendation in place and say why in a condition; the next attempt comes a refit
+    interval later (at once after a spec edit). With a ``body``, changes that matter are
+    also posted as Events.
     """
     now = now or datetime.now(timezone.utc)
     namespace, name, generation = meta.get("namespace", ""), meta.get("name", ""), meta.get("generation")
     status = dict(status or {})
-    conditions = list(status.get("conditions") or [])
+    before = list(status.get("conditions") or [])
     try:
         parsed = parse_spec(dict(spec))
-    except SpecError:
-        return {"skipped": "invalid spec"}  # check_spec owns SpecValid
+    except SpecError as exc:
+        conditions = set_condition(before, COND_SPEC_VALID, False, exc.reason, str(exc), now, generation)
+        if conditions != before or status.get("observedGeneration") != generation:
+            patch.status["conditions"] = conditions
+            patch.status["observedGeneration"] = generation
+        return {"skipped": "invalid spec", "reason": exc.reason}
+    conditions = set_condition(before, COND_SPEC_VALID, True, "Valid", "spec accepted", now, generation)
+    changed = _spec_changed(status, generation)
     if _too_soon(status, generation, parsed.refit_interval_s, now):
+        if conditions != before:
+            patch.status["conditions"] = conditions
         return {"skipped": "interval"}
     # Every attempt is recorded, failed or not: a failure waits out the interval like a
     # success (not a retry every timer tick), and the generation it acted on is known.
@@ -110,19 +116,21 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
         return {"target": False, "reason": reason}
     try:
         observations = fetch(memo.prometheus(parsed, namespace), parsed, now, desired, ready)
-    except (PrometheusUnavailable, PrometheusQueryError, GarbageAnswer, ClusterError) as exc:
-        reason = "SecretUnavailable" if isinstance(exc, ClusterError) else type(exc).__name__
+    except (PrometheusUnavailable, PrometheusQueryError, GarbageAnswer, ClusterError, CredentialsRefused) as exc:
+        reason = exc.reason if isinstance(exc, CredentialsRefused) else \
+            "SecretUnavailable" if isinstance(exc, ClusterError) else type(exc).__name__
         memo.metrics.query_failures.labels(reason).inc()
         conditions = set_condition(conditions, COND_METRICS, False, reason, str(exc), now, generation)
         _event(body, "Warning", "MetricsUnavailable", f"{reason}: {exc}",
                _flipped(list(status.get("conditions") or []), COND_METRICS, reason))
         logger.warning("metrics unavailable for %s/%s: %s", namespace, name, exc)
-        if status.get("recommendation") or parsed.demand_query:
-            # The last good recommendation stays; the next tick retries.
+        if parsed.demand_query or (status.get("recommendation") and not changed):
+            # The last good recommendation stays; the next attempt comes an interval later.
             patch.status["conditions"] = conditions
             return {"metrics": False, "reason": reason}
-        # Nothing published yet and the demand is in the spec: the prior alone still
-        # gives a recommendation, its confidence saying how much that is worth.
+        # Nothing published yet, or a spec edit the last recommendation does not follow, and
+        # the demand is in the spec: the prior alone still gives a recommendation for the
+        # spec as it is now, its confidence saying how much that is worth.
         observations = Observations(desired=desired, ready=ready, metrics_ok=False)
 
     # Decide: one pure step, the same the trace replay calls.
@@ -162,10 +170,11 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
                f"confidence {rec.get('confidence')}", True)
 
     # Actuate (Apply mode only: step decided None otherwise).
-    done = actuate(memo.cluster, namespace, name, target, desired, decision.scale_to, decision.why, status, now)
+    done = actuate(memo.cluster, namespace, name, target, desired, decision.scale_to, decision.why, status, now,
+                   meta.get("resourceVersion"))
     patch.status.update(done.status)
     if done.error is not None:
-        memo.metrics.refit_errors.labels("ScaleFailed").inc()
+        memo.metrics.refit_errors.labels("StaleWrite" if isinstance(done.error, StaleWrite) else "ScaleFailed").inc()
     elif done.replicas is not None:
         _event(body, "Normal", "Scaled", f"{parsed.target_kind} {parsed.target_name}: {done.why}", True)
         logger.info("scaled %s/%s %s: %s", namespace, parsed.target_name, desired, done.why)
@@ -177,7 +186,10 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
     logger.info("refit %s/%s n=%d replicas=%s batch=%s conf=%s in %.0f ms (%s)", namespace, name, len(points),
                 (result.replicas or {}).get("target"), result.batch_size,
                 None if result.confidence is None else round(result.confidence, 2), 1000 * elapsed, done.why)
-    return {"metrics": observations.metrics_ok, "outcome": result.outcome, "scaled_to": done.replicas}
+    out = {"metrics": observations.metrics_ok, "outcome": result.outcome, "scaled_to": done.replicas}
+    if done.resource_version:  # the write-ahead record moved the resource on: the patch follows it
+        out["resourceVersion"] = done.resource_version
+    return out
 
 
 def refit_timer(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
@@ -185,16 +197,25 @@ def refit_timer(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: ko
                 now: datetime | None = None, **_: Any) -> dict:
     """The timer: ``refit``, its patch written by our client rather than kopf's.
 
-    kopf's timer runner stops for good when its own patch is refused (a 409 or 422 on the
-    status subresource ends the resource's timer until the operator restarts); writing
-    the patch here retries conflicts and server errors, and a refusal becomes a
-    TemporaryError the next tick recovers from.
+    The status write is conditional on the resourceVersion the refit read (or the one its
+    own write-ahead record produced): if anything changed the resource meanwhile (a spec
+    edit, above all), the write is refused and dropped, and the next tick starts again from
+    the new object. kopf's timer runner stops for good when its own patch is refused (a 409
+    or 422 ends the resource's timer until the operator restarts); writing the patch here
+    retries server errors, and a refusal becomes a TemporaryError the next tick recovers from.
     """
     own = kopf.Patch()
     out = refit(spec=spec, meta=meta, status=status, patch=own, logger=logger, memo=memo, body=body, now=now)
     if own:
+        version = out.get("resourceVersion") or meta.get("resourceVersion")
         try:
-            memo.cluster.patch_resource(meta.get("namespace", ""), meta.get("name", ""), own)
+            memo.cluster.patch_resource(meta.get("namespace", ""), meta.get("name", ""), own,
+                                        resource_version=version)
+        except StaleWrite:
+            memo.metrics.refit_errors.labels("StaleWrite").inc()
+            logger.info("%s/%s changed during the refit: its status write is dropped; the next tick starts from "
+                        "the new object", meta.get("namespace", ""), meta.get("name", ""))
+            return {**out, "dropped": "stale"}
         except ClusterError as exc:
             memo.metrics.refit_errors.labels("StatusPatchFailed").inc()
             raise kopf.TemporaryError(f"could not write the status: {exc}", delay=5) from exc

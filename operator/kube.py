@@ -19,6 +19,7 @@ import kubernetes
 import urllib3
 
 from .constants import GROUP, KIND, PLURAL, VERSION
+from .shared import Secret
 
 
 class ClusterError(Exception):
@@ -31,6 +32,10 @@ class ClusterError(Exception):
 
 class TargetNotFound(ClusterError):
     """The target workload (or the Secret) does not exist."""
+
+
+class StaleWrite(ClusterError):
+    """A conditional write refused: the object changed since the resourceVersion given."""
 
 
 class KubeCluster:
@@ -81,36 +86,51 @@ class KubeCluster:
                    body={"metadata": {"annotations": annotations}}, what=f"{kind} {namespace}/{name}")
 
     def patch_resource(self, namespace: str, name: str, patch: dict, attempts: int = 4,
-                       backoff_s: float = 0.5, missing_ok: bool = True) -> None:
+                       backoff_s: float = 0.5, missing_ok: bool = True,
+                       resource_version: str | None = None) -> str | None:
         """Merge a handler's patch into an LLMDeployment: ``status`` through the status
-        subresource, ``metadata`` through the object. Conflicts and server errors are
-        retried with backoff; a 404 (the resource is gone) is an error only without
-        ``missing_ok``."""
+        subresource, ``metadata`` through the object. With ``resource_version`` the status
+        write is conditional: a changed object refuses it with ``StaleWrite`` (never
+        retried: the patch was computed from what is now old). Other conflicts and server
+        errors are retried with backoff; a 404 (the resource is gone) is an error only
+        without ``missing_ok``. Returns the resourceVersion after the status write."""
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
-        parts = [(path + "/status", {"status": patch["status"]}) if patch.get("status") else None,
+        status_body = {"status": patch["status"]} if patch.get("status") else None
+        if status_body and resource_version:
+            status_body["metadata"] = {"resourceVersion": str(resource_version)}
+        parts = [(path + "/status", status_body) if status_body else None,
                  (path, {"metadata": patch["metadata"]}) if patch.get("metadata") else None]
+        version = None
         for target, body in filter(None, parts):
             for attempt in range(attempts):
                 try:
-                    self._call("PATCH", target, body=body, what=f"{KIND} {namespace}/{name}")
+                    answer = self._call("PATCH", target, body=body, what=f"{KIND} {namespace}/{name}")
+                    if target.endswith("/status"):
+                        version = (answer.get("metadata") or {}).get("resourceVersion")
                     break
                 except TargetNotFound:
                     if missing_ok:
-                        return
+                        return None
                     raise
                 except ClusterError as exc:
+                    if exc.status == 409 and target.endswith("/status") and resource_version:
+                        raise StaleWrite(str(exc), 409) from None
                     retriable = exc.status is None or exc.status in (409, 429) or exc.status >= 500
                     if not retriable or attempt == attempts - 1:
                         raise
                     time.sleep(backoff_s * 2 ** attempt)
+        return version
 
-    def patch_status(self, namespace: str, name: str, status: dict) -> None:
+    def patch_status(self, namespace: str, name: str, status: dict,
+                     resource_version: str | None = None) -> str | None:
         """Merge ``status`` into an LLMDeployment's status now (a record that must land
-        before an action, such as the scale it describes)."""
-        self.patch_resource(namespace, name, {"status": status}, missing_ok=False)
+        before an action, such as the scale it describes); conditional on
+        ``resource_version`` when given. Returns the new resourceVersion."""
+        return self.patch_resource(namespace, name, {"status": status}, missing_ok=False,
+                                   resource_version=resource_version)
 
-    def secret(self, namespace: str, name: str) -> dict[str, str]:
-        """The Secret's data, decoded (held in memory only, never logged)."""
+    def secret(self, namespace: str, name: str) -> Secret:
+        """The Secret's labels and data, decoded (held in memory only, never logged)."""
         obj = self._call("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}", what=f"Secret {namespace}/{name}")
         out = {}
         for key, value in (obj.get("data") or {}).items():
@@ -119,7 +139,7 @@ class KubeCluster:
             except (ValueError, UnicodeDecodeError):
                 raise ClusterError(f"Secret {namespace}/{name} key {key!r} is not base64 text") from None
         out.update(obj.get("stringData") or {})
-        return out
+        return Secret(dict((obj.get("metadata") or {}).get("labels") or {}), out)
 
     # --- helpers --------------------------------------------------------------------------
     def _path(self, namespace: str, api_version: str, kind: str, name: str) -> str:

@@ -90,6 +90,7 @@ class PrometheusClient:
     url: str
     timeout_s: float = 5.0
     verify_tls: bool = True
+    ca_file: str | None = None
     token: str | None = None
     username: str | None = None
     password: str | None = None
@@ -111,7 +112,7 @@ class PrometheusClient:
             headers["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
         context = None
         if url.startswith("https://"):
-            context = ssl.create_default_context()
+            context = ssl.create_default_context(cafile=self.ca_file)
             if not self.verify_tls:
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE

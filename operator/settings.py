@@ -22,6 +22,12 @@ class Settings:
     timer_seconds: float = 10.0
     random_state: int = 0
     log_level: str = "INFO"
+    #: URL prefixes resources may query Prometheus under (comma-separated); credentials are
+    #: sent only to these, and with none set, to nothing (docs/security.md).
+    prometheus_allowed_urls: str = ""
+    #: A PEM bundle of CAs that Prometheus servers' certificates are checked against
+    #: (instead of the image's system CAs), e.g. a mounted ConfigMap.
+    prometheus_ca_file: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -42,6 +48,9 @@ class Settings:
             except ValueError:
                 raise ValueError(f"{PREFIX}{name.upper()}={raw!r} is not a valid {kind}") from None
         settings = cls(**values)
+        settings.allowed_urls  # noqa: B018 - parsed now, so a bad prefix stops the start with its name
+        if settings.prometheus_ca_file and not os.path.isfile(settings.prometheus_ca_file):
+            raise ValueError(f"{PREFIX}PROMETHEUS_CA_FILE={settings.prometheus_ca_file!r}: no such file")
         for port in (settings.metrics_port, settings.health_port):
             if not 0 < port < 65536:
                 raise ValueError(f"port {port} is out of range")
@@ -50,6 +59,12 @@ class Settings:
         if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ValueError(f"{PREFIX}LOG_LEVEL={settings.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
         return settings
+
+    @property
+    def allowed_urls(self) -> tuple[str, ...]:
+        from .credentials import parse_prefixes
+
+        return parse_prefixes(self.prometheus_allowed_urls)
 
     def describe(self) -> str:
         return " ".join(f"{k}={v}" for k, v in asdict(self).items())

@@ -5,7 +5,7 @@ operator's metrics, the cluster, and a Prometheus client per resource."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Callable, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from ala.estimator import ALA
@@ -14,6 +14,13 @@ if TYPE_CHECKING:
     from .prometheus import PrometheusClient
     from .settings import Settings
     from .spec import LLMDeploymentSpec
+
+
+class Secret(NamedTuple):
+    """A Secret's labels (to check its owner's consent) and its data, decoded."""
+
+    labels: dict[str, str]
+    data: dict[str, str]
 
 
 class Cluster(Protocol):
@@ -32,14 +39,19 @@ class Cluster(Protocol):
                  annotations: dict[str, str | None]) -> None:
         """Merge annotations into the target (None removes a key)."""
 
-    def patch_status(self, namespace: str, name: str, status: dict) -> None:
-        """Merge ``status`` into the LLMDeployment's status now (retrying conflicts)."""
+    def patch_status(self, namespace: str, name: str, status: dict,
+                     resource_version: str | None = None) -> str | None:
+        """Merge ``status`` into the LLMDeployment's status now; with ``resource_version``
+        only if the object has not changed since (else ``kube.StaleWrite``). Returns the
+        new resourceVersion."""
 
-    def patch_resource(self, namespace: str, name: str, patch: dict) -> None:
-        """Merge a handler's patch (``status`` and ``metadata``) into the LLMDeployment."""
+    def patch_resource(self, namespace: str, name: str, patch: dict,
+                       resource_version: str | None = None) -> str | None:
+        """Merge a handler's patch (``status`` and ``metadata``) into the LLMDeployment,
+        the status write conditional on ``resource_version`` when given."""
 
-    def secret(self, namespace: str, name: str) -> dict[str, str]:
-        """A Secret's data, decoded."""
+    def secret(self, namespace: str, name: str) -> Secret:
+        """A Secret's labels and data, decoded."""
 
 
 @dataclass(frozen=True)

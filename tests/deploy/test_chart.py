@@ -155,3 +155,25 @@ def test_service_monitor_keeps_the_operators_namespace_label(helm):
     assert all(e.get("honorLabels") is True for e in monitor["spec"]["endpoints"])
     dashboards = [d for d in docs if d["kind"] == "ConfigMap"]
     assert dashboards and any("$namespace" in "".join(d["data"].values()) for d in dashboards)
+
+
+def _secret_rules(rendered: str) -> list[dict]:
+    roles = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] in ("Role", "ClusterRole")]
+    return [rule for role in roles for rule in role["rules"] if "secrets" in rule["resources"]]
+
+
+@pytest.mark.security
+def test_secrets_are_readable_only_by_name_and_only_with_an_allow_list(helm):
+    """RBAC cannot select Secrets by label: the chart grants `get` on the Secrets named in
+    values (resourceNames), and only when credentials can go somewhere (allowedUrls); the
+    label check is the operator's (tests/operator/test_credentials.py)."""
+    assert _secret_rules(_render(helm)) == []
+    assert _secret_rules((ROOT / "deploy" / "operator.yaml").read_text()) == []
+    rules = _secret_rules(_render(helm, CHART / "ci" / "credentials-values.yaml"))
+    assert rules == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["prometheus-reader"],
+                      "verbs": ["get"]}]
+    # Names without an allow-list grant nothing: the operator would refuse to use them.
+    names_only = _render(helm, None, "--set", "prometheus.credentialSecretNames={prometheus-reader}")
+    assert _secret_rules(names_only) == []
+    bad = run(helm, "template", "x", CHART, "--set", "prometheus.allowedUrls={http://u:p@evil}")
+    assert bad.returncode != 0 and "allowedUrls" in bad.stderr

@@ -44,9 +44,10 @@ def _port() -> int:
 class OperatorProcess:
     """`ala-operator run` as a child process, its log kept in a file."""
 
-    def __init__(self, kubeconfig, model_file, log_path):
+    def __init__(self, kubeconfig, model_file, log_path, allowed_urls=""):
         self.metrics_port = _port()
         self.env = dict(os.environ, KUBECONFIG=str(kubeconfig), ALA_MODEL_FILE=str(model_file),
+                        ALA_PROMETHEUS_ALLOWED_URLS=allowed_urls,
                         ALA_METRICS_PORT=str(self.metrics_port), ALA_HEALTH_PORT=str(_port()),
                         ALA_BIND_ADDRESS="127.0.0.1", ALA_TIMER_SECONDS="2", ALA_LOG_LEVEL="DEBUG")
         self.log_path, self.process = log_path, None
@@ -83,7 +84,7 @@ def _status(stack, name):
 def stack(require_prometheus, held_out, tmp_path_factory):
     truth, model = held_out
     folder = tmp_path_factory.mktemp("crash")
-    model_file = save_model(model, folder / "model.ala")
+    model_file = save_model(model, folder / "model.ala", fitted=True)
     wave = lambda t: 2 * truth(20 + 10 * math.sin(t / 15))  # noqa: E731
     fleet = [SimulatedDeployment("default", "crashy", "vllm", truth, wave, input_tokens=1024, output_tokens=1024,
                                  startup_s=2)]
@@ -91,7 +92,8 @@ def stack(require_prometheus, held_out, tmp_path_factory):
         stack.request("PATCH", f"{DEPLOYMENTS}/crashy/scale", {"spec": {"replicas": 1}})
         proxy = FaultProxy(stack.prometheus_url)
         code, _ = stack.request("POST", "/api/v1/namespaces/default/secrets", {
-            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "prometheus-auth"},
+            "apiVersion": "v1", "kind": "Secret", "metadata": {
+                "name": "prometheus-auth", "labels": {"ala.io/prometheus-credentials": "true"}},
             "data": {"token": base64.b64encode(TOKEN.encode()).decode()}})
         assert code == 201
         resource = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "LLMDeployment", "metadata": {"name": "crashy"},
@@ -108,7 +110,8 @@ def stack(require_prometheus, held_out, tmp_path_factory):
                                    "minReplicas": 1, "maxReplicas": 12, "maxStep": 1, "minConfidence": 0.0,
                                    "stabilizationWindowSeconds": WINDOW}}}
         assert stack.request("POST", BASE, resource)[0] == 201
-        operator = OperatorProcess(stack.kubeconfig, model_file, folder / "operator.log").start()
+        operator = OperatorProcess(stack.kubeconfig, model_file, folder / "operator.log",
+                                   allowed_urls=proxy.url).start()
         try:
             yield {"stack": stack, "proxy": proxy, "operator": operator}
         finally:

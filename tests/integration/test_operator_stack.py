@@ -177,6 +177,7 @@ def test_rbac_grants_what_the_operator_uses_and_nothing_else(record):
         pytest.skip("requests are recorded by the emulator; the real-API run does not see ala.io calls")
     import yaml
 
+    from ala_operator.credentials import CredentialsRefused
     from ala_operator.spec import parse_spec
     from pathlib import Path
 
@@ -185,7 +186,9 @@ def test_rbac_grants_what_the_operator_uses_and_nothing_else(record):
     stack.request("POST", f"/api/v1/namespaces/{NS}/secrets", {"metadata": {"name": "reader"}, "data": {"t": "eA=="}})
     spec = dict(record["objects"]["cautious"]["spec"])
     spec["prometheus"] = dict(spec["prometheus"], secretRef={"name": "reader", "tokenKey": "t"})
-    memo.prometheus(parse_spec(spec), NS)
+    # With no URL allow-list (the default install) the Secret is never read: no grant.
+    with pytest.raises(CredentialsRefused, match="CredentialsNotAllowed|ALA_PROMETHEUS_ALLOWED_URLS"):
+        memo.prometheus(parse_spec(spec), NS)
     used = {(group, resource, verb) for agent, group, resource, verb in stack.core.emulator.used
             if agent in ("kopf", "OpenAPI-Generator")}
     assert used, stack.core.emulator.used

@@ -101,29 +101,10 @@ def test_kube_cluster_adapter(api, tmp_path, monkeypatch):
         cluster.get_scale("default", "apps/v1", "Rollout", "k")
     call(api, "POST", "/api/v1/namespaces/default/secrets",
          {"metadata": {"name": "prom"}, "data": {"token": base64.b64encode(b"s3cret").decode()}})
-    assert cluster.secret("default", "prom") == {"token": "s3cret"}
-
-
-def test_prometheus_credentials_come_from_the_named_secret(api, prom, tmp_path, monkeypatch, examples):
-    from ala_operator.app import PrometheusFactory
-    from ala_operator.kube import ClusterError
-    from ala_operator.spec import parse_spec
-
-    monkeypatch.setenv("KUBECONFIG", str(api.write_kubeconfig(tmp_path / "kubeconfig")))
     call(api, "POST", "/api/v1/namespaces/default/secrets",
-         {"metadata": {"name": "reader"}, "data": {"token": base64.b64encode(b"t0ken").decode()}})
-    spec = dict(examples["vllm-llama-8b"]["spec"], prometheus={"url": prom.url, "secretRef": {
-        "name": "reader", "tokenKey": "token"}})
-    prom.answers["/api/v1/query"] = [(200, {"status": "success", "data": {"resultType": "vector", "result": [
-        {"metric": {}, "value": [0, "1"]}]}})]
-    factory = PrometheusFactory(KubeCluster.from_environment())
-    client = factory(parse_spec(spec), "default")
-    assert client.scalar("up") == 1.0
-    assert prom.requests[-1][1]["Authorization"] == "Bearer t0ken"
-    assert "t0ken" not in repr(client)
-    spec["prometheus"]["secretRef"]["tokenKey"] = "nope"
-    with pytest.raises(ClusterError, match="Secret default/reader has no key"):
-        factory(parse_spec(spec), "default")
+         {"metadata": {"name": "prom-labelled", "labels": {"a": "b"}}, "stringData": {"token": "plain"}})
+    assert cluster.secret("default", "prom") == ({}, {"token": "s3cret"})
+    assert cluster.secret("default", "prom-labelled") == ({"a": "b"}, {"token": "plain"})
 
 
 def _watch_lines(api, query):

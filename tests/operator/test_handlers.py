@@ -8,37 +8,41 @@ from types import SimpleNamespace
 import kopf
 import pytest
 
-from ala_operator.handlers import check_spec, retarget
+from ala_operator.handlers import check_spec, refit, retarget
 from ala_operator.kube import ClusterError, TargetNotFound
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 LOG = logging.getLogger("test")
 
 
-def test_valid_spec_sets_condition_and_generation(examples):
-    patch = kopf.Patch()
-    out = check_spec(spec=examples["vllm-llama-8b"]["spec"], meta={"generation": 3}, status={}, patch=patch,
-                     logger=LOG, now=NOW)
-    assert out == {"valid": True}
-    (cond,) = patch["status"]["conditions"]
-    assert (cond["type"], cond["status"], cond["observedGeneration"]) == ("SpecValid", "True", 3)
-    assert patch["status"]["observedGeneration"] == 3
-
-
-def test_invalid_spec_names_the_field_and_keeps_the_rest(examples):
+def test_the_timer_sets_spec_valid_and_generation_once_per_generation(examples):
+    """An invalid spec: SpecValid=False naming the field, observedGeneration, nothing else
+    (the stored recommendation stays); the same spec at the next tick writes nothing."""
     spec = copy.deepcopy(examples["vllm-llama-8b"]["spec"])
     spec["hardware"]["accelerator"] = "TPU-v9"
     previous = {"recommendation": {"replicas": {"target": 7}},
                 "conditions": [{"type": "RecommendationProvided", "status": "True", "reason": "Recommended",
                                 "message": "", "lastTransitionTime": "2026-11-24T11:00:00Z", "observedGeneration": 2}]}
     patch = kopf.Patch()
-    out = check_spec(spec=spec, meta={"generation": 4}, status=previous, patch=patch, logger=LOG, now=NOW)
-    assert out == {"valid": False, "reason": "UnknownAccelerator"}
+    out = refit(spec=spec, meta={"generation": 4}, status=previous, patch=patch, logger=LOG, memo=None, now=NOW)
+    assert out == {"skipped": "invalid spec", "reason": "UnknownAccelerator"}
+    assert set(patch["status"]) == {"conditions", "observedGeneration"} and patch["status"]["observedGeneration"] == 4
     conditions = {c["type"]: c for c in patch["status"]["conditions"]}
-    assert conditions["SpecValid"]["status"] == "False"
+    assert conditions["SpecValid"]["status"] == "False" and conditions["SpecValid"]["observedGeneration"] == 4
     assert conditions["SpecValid"]["message"].startswith("spec.hardware.accelerator:")
     assert conditions["RecommendationProvided"]["lastTransitionTime"] == "2026-11-24T11:00:00Z"
-    assert "recommendation" not in patch["status"]  # the last good recommendation stays
+    again = kopf.Patch()
+    refit(spec=spec, meta={"generation": 4}, status={**previous, **patch["status"]}, patch=again, logger=LOG,
+          memo=None, now=NOW)
+    assert not again, "an unchanged invalid spec is not rewritten at every tick"
+
+
+def test_check_spec_only_reports(examples):
+    spec = copy.deepcopy(examples["vllm-llama-8b"]["spec"])
+    assert check_spec(spec=spec, meta={"generation": 3}, logger=LOG) == {"valid": True}
+    spec["hardware"]["accelerator"] = "TPU-v9"
+    assert check_spec(spec=spec, meta={"generation": 4}, logger=LOG) == {"valid": False,
+                                                                          "reason": "UnknownAccelerator"}
 
 
 class _Annotations:

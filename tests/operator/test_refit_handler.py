@@ -34,8 +34,9 @@ class FakeCluster:
     def annotate(self, *args):
         self.calls.append(("annotate", args))
 
-    def patch_status(self, *args):
+    def patch_status(self, *args, resource_version=None):
         self.calls.append(("patch_status", args))
+        return None
 
 
 def _matrix(values):
@@ -134,10 +135,15 @@ def test_prometheus_down_keeps_the_last_recommendation(small_model, examples):
     assert "recommendation" not in patch["status"] and cluster.calls == []
 
 
+VALID = [{"type": "SpecValid", "status": "True", "reason": "Valid", "message": "spec accepted",
+          "lastTransitionTime": "2026-11-24T11:00:00Z", "observedGeneration": 2}]
+
+
 def test_waits_for_the_refit_interval(small_model, prom, examples):
     patch = kopf.Patch()
-    out = refit(spec=examples["vllm-llama-8b"]["spec"], meta=META, status={"lastRefitTime": "2026-11-24T11:59:30Z"},
-                patch=patch, logger=LOG, memo=_memo(small_model, prom, FakeCluster()), now=NOW)
+    out = refit(spec=examples["vllm-llama-8b"]["spec"], meta=META,
+                status={"lastRefitTime": "2026-11-24T11:59:30Z", "conditions": VALID}, patch=patch, logger=LOG,
+                memo=_memo(small_model, prom, FakeCluster()), now=NOW)
     assert out == {"skipped": "interval"} and not patch
 
 

@@ -84,7 +84,7 @@ def test_handler_and_replay_decide_the_same(small_model):
 
     memo = SimpleNamespace(model=small_model, metrics=OperatorMetrics(),
                            cluster=SimpleNamespace(get_scale=lambda *a: (observations.desired, observations.ready),
-                                                   annotate=lambda *a: None, patch_status=lambda *a: None,
+                                                   annotate=lambda *a: None, patch_status=lambda *a, **k: None,
                                                    set_scale=lambda *a: None),
                            prometheus=lambda s, ns: SeriesClient(observations))
     handlers.step, original = spy_handler, handlers.step
