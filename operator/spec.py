@@ -206,8 +206,11 @@ def parse_spec(spec: Mapping[str, Any], catalog: Catalog | None = None) -> LLMDe
     if not url.startswith(("http://", "https://")):
         raise SpecError("prometheus.url", "InvalidURL", f"{url!r} is not an http(s) URL")
     queries = _get(spec, "prometheus.queries", {}) or {}
-    if not isinstance(queries, Mapping) or not all(isinstance(v, str) for v in queries.values()):
-        raise SpecError("prometheus.queries", "NotAString", "every query override must be a string")
+    if not isinstance(queries, Mapping):
+        raise SpecError("prometheus.queries", "NotAnObject", "must be an object of PromQL overrides")
+    # Only the overrides the schema names (the API server prunes any other key).
+    queries = {key: _text(spec, f"prometheus.queries.{key}") for key in field_schema("prometheus.queries")["properties"]
+               if queries.get(key) not in (None, "")}
     prometheus = PrometheusSpec(
         url=url.rstrip("/"), selector=_text(spec, "prometheus.selector") or "",
         secret_name=_text(spec, "prometheus.secretRef.name"), token_key=_text(spec, "prometheus.secretRef.tokenKey"),
