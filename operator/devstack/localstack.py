@@ -38,11 +38,14 @@ class PrometheusNotInstalled(RuntimeError):
 class PrometheusServer:
     """A real Prometheus on loopback scraping the given targets every ``scrape_s`` seconds."""
 
-    def __init__(self, targets: list[str], scrape_s: float = 1.0, binary: str | None = None):
+    def __init__(self, targets: list[str], scrape_s: float = 1.0, binary: str | None = None,
+                 jobs: list[dict] | None = None):
+        """``jobs``, when given, are the scrape configs verbatim (instead of one plain job
+        per target), e.g. with the relabelling a ServiceMonitor generates."""
         self.binary = binary or shutil.which("prometheus")
         if not self.binary:
             raise PrometheusNotInstalled(f"no prometheus binary found; {INSTALL_HINT}")
-        self.targets, self.scrape_s = targets, scrape_s
+        self.targets, self.scrape_s, self.jobs = targets, scrape_s, jobs
         self.dir = Path(tempfile.mkdtemp(prefix="ala-prometheus-"))
         self.url = ""
         self.process: subprocess.Popen | None = None
@@ -50,7 +53,7 @@ class PrometheusServer:
     def __enter__(self) -> "PrometheusServer":
         config = self.dir / "prometheus.yml"
         scrape = f"{self.scrape_s:g}s"
-        jobs = [{"job_name": f"target{i}", "metrics_path": "/" + t.split("/", 3)[3] if t.count("/") >= 3 else "/metrics",
+        jobs = self.jobs or [{"job_name": f"target{i}", "metrics_path": "/" + t.split("/", 3)[3] if t.count("/") >= 3 else "/metrics",
                  "static_configs": [{"targets": [t.split("/")[2]]}]} for i, t in enumerate(self.targets)]
         config.write_text(json.dumps({"global": {"scrape_interval": scrape, "evaluation_interval": scrape},
                                       "scrape_configs": jobs}))
