@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from typing import Any
 
 import kopf
@@ -69,7 +70,7 @@ class _QuietTicks(logging.Filter):
 _QUIET_TICKS = _QuietTicks()
 
 
-def _configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+def _configure(settings: kopf.OperatorSettings, ours: Settings | None = None, **_: Any) -> None:
     # Progress and diff-base in annotations under our own prefix, none in status: status
     # holds only what users read.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="ala.io")
@@ -80,6 +81,18 @@ def _configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
+    if ours is not None and ours.peering:
+        # A named peering must exist: running standalone beside another replica would
+        # refit and scale twice.
+        settings.peering.mandatory = True
+        settings.peering.lifetime = ours.peering_lifetime
+        settings.peering.clusterwide = ours.namespace is None
+        settings.peering.stealth = True  # keep-alives are not news
+
+
+def peering_priority(settings: Settings) -> int:
+    """The configured priority, or one drawn at random (replicas must not tie)."""
+    return settings.peering_priority or 1 + secrets.randbelow(2**31 - 2)
 
 
 async def run(settings: Settings, memo: Shared | None = None, stop_flag: Any = None,
@@ -91,13 +104,20 @@ async def run(settings: Settings, memo: Shared | None = None, stop_flag: Any = N
         kopf_objects.addFilter(_QUIET_TICKS)
     memo = memo if memo is not None else await asyncio.get_running_loop().run_in_executor(None, build_memo, settings)
     registry = register(kopf.OperatorRegistry(), settings.timer_seconds)
-    kopf.on.startup(registry=registry)(_configure)
+    def configure(settings: kopf.OperatorSettings, ours: Settings = settings, **kwargs: Any) -> None:
+        _configure(settings, ours=ours, **kwargs)
+    kopf.on.startup(registry=registry)(configure)
     kopf.on.login(registry=registry)(_login)
     server = memo.metrics.serve(settings.metrics_port, settings.bind_address)
     logger.info("metrics on :%d/metrics, liveness on :%d/healthz", server.server_port, settings.health_port)
     try:
+        peering = {"standalone": True}
+        if settings.peering:
+            peering = {"standalone": False, "peering_name": settings.peering, "priority": peering_priority(settings)}
+            logger.info("peering %r with priority %d: the replica of highest priority works, the others wait",
+                        settings.peering, peering["priority"])
         await kopf.operator(
-            registry=registry, memo=memo, standalone=True,
+            registry=registry, memo=memo, **peering,
             clusterwide=settings.namespace is None,
             namespaces=[settings.namespace] if settings.namespace else (),
             liveness_endpoint=f"http://{settings.bind_address}:{settings.health_port}/healthz",

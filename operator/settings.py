@@ -22,6 +22,15 @@ class Settings:
     timer_seconds: float = 10.0
     random_state: int = 0
     log_level: str = "INFO"
+    #: kopf peering object shared by the operator's replicas (one works, the others wait
+    #: and take over when it stops); empty: standalone, for a single replica.
+    peering: str = ""
+    #: This replica's priority in the peering (the highest works); 0: drawn at random at
+    #: start, so that two replicas of one Deployment never tie (tied replicas all pause).
+    peering_priority: int = 0
+    #: Seconds a replica's peering record counts as alive after its last keep-alive: the
+    #: longest the others wait to take over from one that died without saying so.
+    peering_lifetime: int = 60
     #: URL prefixes resources may query Prometheus under (comma-separated); credentials are
     #: sent only to these, and with none set, to nothing (docs/security.md).
     prometheus_allowed_urls: str = ""
@@ -54,6 +63,8 @@ class Settings:
         for port in (settings.metrics_port, settings.health_port):
             if not 0 < port < 65536:
                 raise ValueError(f"port {port} is out of range")
+        if settings.peering_lifetime < 10:
+            raise ValueError(f"{PREFIX}PEERING_LIFETIME must be at least 10 seconds (kopf refreshes 5-10 s early)")
         if settings.timer_seconds <= 0:
             raise ValueError(f"{PREFIX}TIMER_SECONDS must be positive")
         if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

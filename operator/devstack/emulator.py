@@ -47,6 +47,9 @@ CORE = {  # resource -> (kind, namespaced, subresources)
     "apps/v1/statefulsets": ("StatefulSet", True, ("status", "scale")),
     "v1/services": ("Service", True, ("status",)),
     f"{GROUP}/{VERSION}/{PLURAL}": (KIND, True, ("status",)),
+    # kopf's peering (two operator replicas, one active): the chart installs these CRDs.
+    "kopf.dev/v1/clusterkopfpeerings": ("ClusterKopfPeering", False, ()),
+    "kopf.dev/v1/kopfpeerings": ("KopfPeering", True, ()),
 }
 # What a real API server in front of this one (the realapi tier's apiextensions-apiserver,
 # whose "core" is this emulator) lists and watches at start: served, and empty.

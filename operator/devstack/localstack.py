@@ -191,6 +191,9 @@ class LocalStack:
                       timer_seconds=2.0)
         values.update(settings)
         config = Settings(**values)
+        if config.peering:  # as the chart does: the peering object exists before the replicas start
+            self.request("POST", "/apis/kopf.dev/v1/clusterkopfpeerings", {
+                "apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": config.peering}})
         memo = build_memo(config, model=model, cluster=KubeCluster.from_environment())
         self.operator = OperatorThread(config, memo).start()
         return self.operator

@@ -98,22 +98,45 @@ def test_chart_defaults_are_safe():
     assert values["metrics"]["serviceMonitor"]["enabled"] is False and values["dashboards"]["enabled"] is False
 
 
-def test_deployment_is_one_replica_recreate_with_probes(helm):
+def test_two_replicas_in_a_peering_by_default_one_standalone_on_request(helm):
     docs = [d for d in yaml.safe_load_all(_render(helm)) if d]
     dep = next(d for d in docs if d["kind"] == "Deployment")
-    assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"]["type"] == "Recreate"
+    assert dep["spec"]["replicas"] == 2 and dep["spec"]["strategy"]["type"] == "RollingUpdate"
     container = dep["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["ALA_PEERING"] == "ala-operator" and int(env["ALA_PEERING_LIFETIME"]) >= 10
     assert {"livenessProbe", "readinessProbe", "startupProbe"} <= set(container)
     assert any(m["mountPath"] == "/tmp" for m in container["volumeMounts"])
+    assert dep["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    kinds = {d["kind"]: d for d in docs}
+    assert kinds["ClusterKopfPeering"]["metadata"]["name"] == env["ALA_PEERING"]
+    assert kinds["PodDisruptionBudget"]["spec"]["minAvailable"] == 1
+    role = kinds["ClusterRole"]
+    assert {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"], "verbs": ["list", "watch", "patch"]} \
+        in role["rules"]
+    # Namespaced: a KopfPeering in the watched namespace, a Role for it.
+    namespaced = {d["kind"]: d for d in yaml.safe_load_all(_render(helm, CHART / "ci" / "namespaced-values.yaml"))
+                  if d}
+    assert "KopfPeering" in namespaced and "ClusterKopfPeering" not in namespaced
+    assert any(r["resources"] == ["kopfpeerings"] for r in namespaced["Role"]["rules"])
+    # One replica: standalone, replaced with Recreate, no peering, no budget, no peering rights.
+    single = [d for d in yaml.safe_load_all(_render(helm, None, "--set", "highAvailability.replicas=1")) if d]
+    one = next(d for d in single if d["kind"] == "Deployment")
+    assert one["spec"]["replicas"] == 1 and one["spec"]["strategy"]["type"] == "Recreate"
+    assert "ALA_PEERING" not in {e["name"] for e in one["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert not {"ClusterKopfPeering", "PodDisruptionBudget"} & {d["kind"] for d in single}
+    assert "kopf.dev" not in yaml.safe_dump(next(d for d in single if d["kind"] == "ClusterRole"))
 
 
-def test_chart_installs_the_source_crd(helm):
+def test_chart_installs_the_source_crds(helm):
     # The copies are checked byte for byte in tests/operator/test_crd.py; here, what Helm
-    # actually installs is the source.
-    source = (ROOT / "operator" / "crd.yaml").read_text()
+    # actually installs is the sources: ours and kopf's peering objects.
+    sources = [yaml.safe_load((ROOT / "operator" / "crd.yaml").read_text())]
+    sources += [d for d in yaml.safe_load_all((ROOT / "deploy" / "kopf-peerings.yaml").read_text()) if d]
     crds = [d for d in yaml.safe_load_all(_render(helm, None, "--include-crds")) if d and d["kind"] ==
             "CustomResourceDefinition"]
-    assert [yaml.safe_dump(c) for c in crds] == [yaml.safe_dump(yaml.safe_load(source))]
+    assert sorted(yaml.safe_dump(c) for c in crds) == sorted(yaml.safe_dump(c) for c in sources)
+    assert (ROOT / "deploy" / "kopf-peerings.yaml").read_bytes() == (CHART / "crds" / "kopf-peerings.yaml").read_bytes()
 
 
 def test_plain_manifests_are_the_rendered_chart(helm):
@@ -124,7 +147,7 @@ def test_plain_manifests_are_the_rendered_chart(helm):
 
 
 def test_plain_manifests_validate_and_kustomize(validate):
-    files = [ROOT / "deploy" / n for n in ("crd.yaml", "namespace.yaml", "operator.yaml")]
+    files = [ROOT / "deploy" / n for n in ("crd.yaml", "kopf-peerings.yaml", "namespace.yaml", "operator.yaml")]
     out = run(validate, "--strict", "-k", "1.32.0", "--quiet", *files)
     assert out.returncode == 0, out.stdout + out.stderr
     kustomization = yaml.safe_load((ROOT / "deploy" / "kustomization.yaml").read_text())

@@ -8,6 +8,7 @@ import re
 
 import kopf
 import pytest
+from support.resources import set_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,22 +31,12 @@ PATHS = ["model", "hardware", "hardware.accelerator", "hardware.acceleratorsPerR
 STORED = {"recommendation": {"replicas": {"target": 7}, "batchSize": 64}, "scorecard": {"ape": 0.02}}
 
 
-def _set(spec, path, value):
-    node = spec
-    parts = path.split(".")
-    for part in parts[:-1]:
-        if not isinstance(node.get(part), dict):
-            node[part] = {}
-        node = node[part]
-    node[parts[-1]] = value
-
-
 @settings(max_examples=400, deadline=None)
 @given(changes=st.lists(st.tuples(st.sampled_from(PATHS), junk), min_size=1, max_size=4))
 def test_mangled_specs_fail_with_a_named_field_or_parse(examples, changes):
     spec = copy.deepcopy(examples["vllm-llama-8b"]["spec"])
     for path, value in changes:
-        _set(spec, path, value)
+        set_path(spec, path, value)
     try:
         parse_spec(spec)
     except SpecError as exc:

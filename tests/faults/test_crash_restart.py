@@ -10,16 +10,12 @@ status, annotations or the operator's metrics.
 
 import base64
 import math
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
 from support.faultproxy import FaultProxy
+from support.operator_process import OperatorProcess
+from support.resources import stepping_apply_resource
 from support.polling import wait_for
 
 from ala.persistence import save_model
@@ -33,47 +29,6 @@ BASE = f"/apis/{GROUP}/{VERSION}/namespaces/default/{PLURAL}"
 DEPLOYMENTS = "/apis/apps/v1/namespaces/default/deployments"
 TOKEN = "tok-7f3a9c1e-never-to-be-seen"
 WINDOW = 60
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class OperatorProcess:
-    """`ala-operator run` as a child process, its log kept in a file."""
-
-    def __init__(self, kubeconfig, model_file, log_path, allowed_urls=""):
-        self.metrics_port = _port()
-        self.env = dict(os.environ, KUBECONFIG=str(kubeconfig), ALA_MODEL_FILE=str(model_file),
-                        ALA_PROMETHEUS_ALLOWED_URLS=allowed_urls,
-                        ALA_METRICS_PORT=str(self.metrics_port), ALA_HEALTH_PORT=str(_port()),
-                        ALA_BIND_ADDRESS="127.0.0.1", ALA_TIMER_SECONDS="2", ALA_LOG_LEVEL="DEBUG")
-        self.log_path, self.process = log_path, None
-
-    def start(self) -> "OperatorProcess":
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "ala_operator.cli", "run"], env=self.env,
-                                        stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        return self
-
-    def kill(self) -> None:
-        """A crash: no handler, finalizer or flag gets a chance to run."""
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def metrics(self) -> str:
-        return urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()
 
 
 def _status(stack, name):
@@ -96,19 +51,8 @@ def stack(require_prometheus, held_out, tmp_path_factory):
                 "name": "prometheus-auth", "labels": {"ala.io/prometheus-credentials": "true"}},
             "data": {"token": base64.b64encode(TOKEN.encode()).decode()}})
         assert code == 201
-        resource = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "LLMDeployment", "metadata": {"name": "crashy"},
-                    "spec": {
-                        "targetRef": {"name": "crashy"}, "model": "meta-llama/Meta-Llama-3-8B",
-                        "hardware": {"accelerator": "H100"}, "engine": {"name": "vllm"},
-                        "workload": {"inputTokens": 1024, "outputTokens": 1024},
-                        # Far more demand than one replica serves: Apply keeps stepping up.
-                        "demand": {"tokensPerSecond": 40000}, "slo": {"maxInterTokenLatencyMs": 20},
-                        "prometheus": {"url": proxy.url, "selector": 'deployment="crashy"', "rateWindowSeconds": 10,
-                                       "stepSeconds": 5, "secretRef": {"name": "prometheus-auth",
-                                                                       "tokenKey": "token"}},
-                        "policy": {"refitIntervalSeconds": 10, "warmupSeconds": 0, "mode": "Apply",
-                                   "minReplicas": 1, "maxReplicas": 12, "maxStep": 1, "minConfidence": 0.0,
-                                   "stabilizationWindowSeconds": WINDOW}}}
+        resource = stepping_apply_resource("crashy", proxy.url, WINDOW, secretRef={"name": "prometheus-auth",
+                                                                                 "tokenKey": "token"})
         assert stack.request("POST", BASE, resource)[0] == 201
         operator = OperatorProcess(stack.kubeconfig, model_file, folder / "operator.log",
                                    allowed_urls=proxy.url).start()

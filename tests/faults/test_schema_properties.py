@@ -19,6 +19,7 @@ import re
 
 import kopf
 import pytest
+from support.resources import set_path
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
@@ -122,16 +123,6 @@ def _violations(rule: dict):
     return bad
 
 
-def _set(spec: dict, path: str, value) -> None:
-    node = spec
-    parts = path.split(".")
-    for part in parts[:-1]:
-        if not isinstance(node.get(part), dict):
-            node[part] = {}
-        node = node[part]
-    node[parts[-1]] = value
-
-
 class _Cluster:
     def get_scale(self, *target):
         return 3, 3
@@ -194,7 +185,7 @@ def test_one_broken_schema_rule_is_refused_naming_its_field(examples, leaf, data
     assume(bad)
     value = data.draw(st.sampled_from(bad))
     spec = _base(examples)
-    _set(spec, path, value)
+    set_path(spec, path, value)
     if path in ("demand.tokensPerSecond", "demand.requestsPerSecond", "demand.query"):
         # the base example has tokensPerSecond: a second demand field is refused as ambiguous
         spec["demand"] = {path.split(".")[1]: value}

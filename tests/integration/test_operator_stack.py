@@ -57,7 +57,8 @@ def record(request, require_prometheus, held_out):
         for dep in fleet:
             stack.request("PATCH", f"/apis/apps/v1/namespaces/{NS}/deployments/{dep.name}/scale",
                           {"spec": {"replicas": 2}})
-        operator = stack.start_operator(model)
+        # In a peering, as the chart's default two replicas run (here the only one, so it works).
+        operator = stack.start_operator(model, peering="ala-operator", peering_lifetime=30)
         url = stack.prometheus_url
         specs = {
             "watched": _spec("watched", url),
