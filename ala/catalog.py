@@ -6,6 +6,8 @@ extend them with their own files or per-query columns.
 
 from __future__ import annotations
 
+import difflib
+
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -38,6 +40,18 @@ class UnknownModelError(KeyError):
 
 def _norm(name: str) -> str:
     return str(name).strip().lower().replace("_", "-").replace(" ", "-")
+
+
+def _did_you_mean(key: str, index: dict[str, int], names=None) -> str:
+    """`` (did you mean 'H100'?)`` for the closest known names of a normalised ``key``."""
+    close = difflib.get_close_matches(key, list(index), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    if names is None:
+        shown = close
+    else:
+        shown = list(dict.fromkeys(str(names.iloc[index[c]]) for c in close))
+    return " (did you mean " + " or ".join(repr(c) for c in shown) + "?)"
 
 
 @dataclass(frozen=True)
@@ -80,7 +94,8 @@ class Catalog:
         if key not in index:
             known = ", ".join(sorted(self.accelerators["name"]))
             raise UnknownAcceleratorError(
-                f"unknown accelerator {name!r}; known: {known}. Add it with a catalog file "
+                f"unknown accelerator {name!r}{_did_you_mean(key, index, self.accelerators['name'])}; known: {known}. "
+                f"Add it with a catalog file "
                 f"(columns name, {', '.join(ACCELERATOR_COLUMNS)}) or give those columns in the query")
         return self.accelerators.loc[index[key]]
 
@@ -94,7 +109,8 @@ class Catalog:
             if key.split("/")[-1] in tails:
                 return self.models.loc[tails[key.split("/")[-1]]]
             raise UnknownModelError(
-                f"unknown model {name!r}; add it with a catalog file (columns model, "
+                f"unknown model {name!r}{_did_you_mean(key, {**keys, **tails}, self.models['model'])}; add it with "
+                f"a catalog file (columns model, "
                 f"{', '.join(MODEL_COLUMNS)}) or give params_b and active_params_b in the query")
         return self.models.loc[keys[key]]
 

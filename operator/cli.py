@@ -44,7 +44,10 @@ def _devstack(module: str):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ala import __version__
+
     parser = argparse.ArgumentParser(prog="ala-operator", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the operator (settings from ALA_* environment variables)")
     demo = sub.add_parser("demo", help="a local stack showing recommendations converge")
@@ -58,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     soak.add_argument("--resources", type=int, default=1000)
     soak.add_argument("--minutes", type=float, default=30.0, help="simulated minutes (a refit per resource per minute)")
     soak.add_argument("--model-file", help="a saved model (default: fit the bundled data)")
+    soak.add_argument("--configurations", type=int, default=60,
+                      help="distinct (model, accelerator, workload) configurations the resources cycle through "
+                           "(default 60, at most 60)")
     rep = sub.add_parser("replay", help="replay real request traces against scaling policies (decision quality)")
     rep.add_argument("--trace", help="a trace CSV (timestamp_s,input_tokens,output_tokens) or a bundled one: conv, "
                                       "code (default: both)")
@@ -105,7 +111,8 @@ def _devstack_command(args: argparse.Namespace) -> int:
     if args.command == "soak":
         if args.resources < 1 or args.minutes <= 0:
             raise ValueError("--resources must be at least 1 and --minutes positive")
-        bench.soak(args.resources, args.minutes, model=fitted_model(Settings(model_file=args.model_file)))
+        bench.soak(args.resources, args.minutes, model=fitted_model(Settings(model_file=args.model_file)),
+                   distinct=args.configurations)
         return 0
     counts = [int(n) for n in args.resources.split(",")]
     if any(n < 1 for n in counts):

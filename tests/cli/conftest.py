@@ -21,11 +21,12 @@ def _script() -> str:
 
 
 @pytest.fixture(scope="session")
-def run():
+def run(tmp_path_factory):
     script = _script()
+    cache = tmp_path_factory.mktemp("ala-cache")  # the fitted default model, cached across calls
 
     def call(*args, check=None):
-        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+        env = {**os.environ, "PYTHONWARNINGS": "ignore", "ALA_CACHE_DIR": str(cache)}
         done = subprocess.run([script, *map(str, args)], capture_output=True, text=True, env=env, timeout=600)
         if check is not None:
             assert done.returncode == check, done.stderr

@@ -22,6 +22,29 @@ def test_readme_main_job_on_the_embedded_data(run):
     assert {"value", "lower", "upper"} <= set(plan["throughput_per_replica"])
     assert 0 <= plan["confidence"] <= 1 and plan["reasons"] and plan["alternatives"]
     assert plan["latency"]["itl_ms"] <= 50
+    # The first call fitted and cached the default model; the next one loads it, and
+    # answers the same.
+    assert "cached at" in out.stderr, out.stderr
+    again = run(*PLAN, "--output", "json", check=0)
+    assert "loaded the fitted model from" in again.stderr and "fitting" not in again.stderr, again.stderr
+    assert json.loads(again.stdout) == plan
+
+
+def test_unknown_names_fail_before_any_model_is_loaded_with_a_suggestion(run, tmp_path):
+    """No model file, no cache: a fit would take half a minute; the names are checked first."""
+    argv = list(PLAN)
+    argv[argv.index("H100")] = "H10"
+    out = run(*argv, "--no-cache", check=2)
+    assert "unknown accelerator 'H10' (did you mean 'H100'" in out.stderr and "fitting" not in out.stderr
+    argv = list(PLAN)
+    argv[argv.index("meta-llama/Llama-3.1-8B-Instruct")] = "meta-llama/Llama-3.1-8B-Instrct"
+    out = run(*argv, "--no-cache", check=2)
+    assert "did you mean 'meta-llama/Llama-3.1-8B-Instruct'" in out.stderr and "fitting" not in out.stderr
+
+
+def test_version(run):
+    from ala import __version__
+    assert run("--version", check=0).stdout.strip() == f"ala {__version__}"
 
 
 def test_plan_table_and_plot(run, model_file, tmp_path):
@@ -87,3 +110,4 @@ def test_bench_prints_figures(run):
     figures = json.loads(out.stdout)
     assert figures["plans"] == 3 and figures["fit_seconds"] > 0
     assert figures["predict_ms_per_query_batched"] > 0 and figures["plan_ms_median"] > 0
+    assert 0 < figures["warm_plan_seconds_load_then_plan"] and figures["warm_over_cold"] > 0
