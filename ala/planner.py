@@ -23,6 +23,11 @@ PLATEAU = 0.01
 ALTERNATIVE_COUNTS = (1, 2, 4, 8)
 
 
+#: Mean tokens per request the planner accepts: at least one (a fraction of a token per
+#: request means nothing and, near zero, turns the features into NaN), at most ten million.
+MIN_TOKENS, MAX_TOKENS = 1, 10_000_000
+
+
 @dataclass(frozen=True)
 class Deployment:
     """One serving configuration: a replica of ``accelerators`` x ``accelerator``."""
@@ -41,8 +46,9 @@ class Deployment:
             raise ValueError(f"accelerators must be a whole number of at least 1, got {self.accelerators}.")
         for name in ("input_tokens", "output_tokens"):
             value = getattr(self, name)
-            if value is not None and not (np.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be positive, got {value}.")
+            if value is not None and not (np.isfinite(value) and MIN_TOKENS <= value <= MAX_TOKENS):
+                raise ValueError(f"{name} (mean tokens per request) must lie in [{MIN_TOKENS}, {MAX_TOKENS:,}], "
+                                 f"got {value}.")
         precision_bytes(self.precision)
 
     def query(self, batches: np.ndarray) -> pd.DataFrame:
