@@ -62,6 +62,23 @@ class _RangeAnswers:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
+#: What the resources deploy, cycled: 5 models x 4 accelerators x 3 workloads = 60 distinct
+#: configurations (each its own curve, memo entry and plan), as a real fleet would be.
+MODELS = (("meta-llama/Llama-3.1-8B-Instruct", 1), ("Qwen/Qwen3-8B", 1), ("google/gemma-3-27b-it", 2),
+          ("Qwen/Qwen3-32B", 2), ("meta-llama/Llama-3.1-70B-Instruct", 4))
+ACCELERATORS = ("H100", "A100-80GB", "H200", "L40S")
+WORKLOADS = ((1024, 256), (512, 512), (2048, 128))
+
+
+def configuration(i: int, distinct: int) -> dict:
+    """The spec fields of resource ``i`` among ``distinct`` configurations."""
+    k = i % max(1, min(distinct, len(MODELS) * len(ACCELERATORS) * len(WORKLOADS)))
+    (model, gpus), accelerator = MODELS[k % len(MODELS)], ACCELERATORS[(k // len(MODELS)) % len(ACCELERATORS)]
+    tokens_in, tokens_out = WORKLOADS[(k // (len(MODELS) * len(ACCELERATORS))) % len(WORKLOADS)]
+    return {"model": model, "hardware": {"accelerator": accelerator, "acceleratorsPerReplica": gpus},
+            "workload": {"inputTokens": tokens_in, "outputTokens": tokens_out}}
+
+
 def _rss_mb() -> float:
     """Resident memory now (Linux /proc), in MB."""
     with open("/proc/self/statm") as f:
@@ -87,7 +104,7 @@ class _Bench:
         self.log = logging.getLogger("ala_operator.bench")
         self.failures = 0
 
-    def create(self, prefix: str, n: int) -> list[str]:
+    def create(self, prefix: str, n: int, distinct: int = 1) -> list[str]:
         names = []
         for i in range(n):
             name = f"{prefix}-{i:05d}"
@@ -96,9 +113,7 @@ class _Bench:
             _request(f"{self.api.url}/apis/apps/v1/namespaces/bench/deployments/{name}/status", "PATCH",
                      {"status": {"readyReplicas": 2, "replicas": 2}})
             _request(self.base, "POST", {"metadata": {"name": name}, "spec": {
-                "targetRef": {"name": name}, "model": "meta-llama/Llama-3.1-8B-Instruct",
-                "hardware": {"accelerator": "H100"}, "engine": {"name": "vllm"},
-                "workload": {"inputTokens": 1024, "outputTokens": 256},
+                "targetRef": {"name": name}, **configuration(i, distinct), "engine": {"name": "vllm"},
                 "demand": {"tokensPerSecond": 20000 + 10 * i}, "slo": {"maxInterTokenLatencyMs": 50},
                 "prometheus": {"url": self.prom.url}}})
             names.append(name)
@@ -152,15 +167,16 @@ def reconcile_benchmark(counts=(100, 1000), model=None, stream=print) -> list[di
     return results
 
 
-def soak(resources: int = 1000, minutes: float = 30.0, model=None, interval_s: int = 60, stream=print) -> dict:
-    """N resources refitting every ``interval_s`` of simulated time for ``minutes``:
-    refits per second, p50/p95 per refit, peak memory, and whether memory stays flat
-    (RSS growth per cycle over the second half of the run)."""
+def soak(resources: int = 1000, minutes: float = 30.0, model=None, interval_s: int = 60, stream=print,
+         distinct: int = 60) -> dict:
+    """N resources over ``distinct`` configurations refitting every ``interval_s`` of
+    simulated time for ``minutes``: refits per second, p50/p95 per refit, peak memory, and
+    whether memory stays flat (RSS growth per cycle over the second half of the run)."""
     _quiet()
     prom = _RangeAnswers()
     with EmulatorServer(("bench",)) as api:
         bench = _Bench(api, prom, model)
-        names = bench.create("s", resources)
+        names = bench.create("s", resources, distinct)
         t0 = datetime.now(timezone.utc)
         cycles = max(1, int(minutes * 60 // interval_s))
         times, rss = [], []
@@ -176,7 +192,9 @@ def soak(resources: int = 1000, minutes: float = 30.0, model=None, interval_s: i
     prom.server.server_close()
     half = rss[len(rss) // 2:]
     slope = float(np.polyfit(range(len(half)), half, 1)[0]) if len(half) >= 2 else 0.0
-    row = {"resources": resources, "simulated_minutes": minutes, "refits": len(times),
+    row = {"resources": resources, "distinct_configurations": min(resources, distinct, len(MODELS) * len(ACCELERATORS)
+                                                                  * len(WORKLOADS)),
+           "simulated_minutes": minutes, "refits": len(times),
            "failed_refits": bench.failures, "wall_s": round(wall, 1), "refits_per_s": round(len(times) / wall, 1),
            **_percentiles(times), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
            "rss_first_cycle_mb": rss[0], "rss_last_cycle_mb": rss[-1],
