@@ -6,6 +6,7 @@ Exit status: 0 success, 2 bad input (named on stderr), 1 internal error.
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 import json
 import logging
 import sys
@@ -56,6 +57,13 @@ class Progress:
     def close(self) -> None:
         if self.tty:
             print(file=sys.stderr)
+
+
+#: Version of `ala plan --output json`'s layout (bumped when a field changes meaning or goes).
+PLAN_SCHEMA_VERSION = 1
+#: Exit status of `ala plan` when no configuration meets the objectives (outcome
+#: ``infeasible``) or the data cannot say (``insufficient_data``): the plan is still printed.
+EXIT_NO_PLAN = 3
 
 
 def _say(message: str) -> None:
@@ -170,10 +178,12 @@ def cmd_plan(args) -> int:
         _plot(args.plot, grid, frame, f"{deployment.model} on {deployment.accelerators}x "
               f"{deployment.accelerator} ({deployment.engine})", chosen)
     if args.output == "json":
-        print(json.dumps(result.to_dict(), indent=2, default=float))
-        return 0
-    print(_plan_text(result))
-    return 0
+        out = {"schema_version": PLAN_SCHEMA_VERSION, **result.to_dict(),
+               "objectives": asdict(objectives), "policy": asdict(policy)}
+        print(json.dumps(out, indent=2, default=float))
+    else:
+        print(_plan_text(result))
+    return 0 if result.outcome == "ok" else EXIT_NO_PLAN
 
 
 def _plan_text(p) -> str:
@@ -308,6 +318,21 @@ def cmd_evaluate(args) -> int:
                   f"over the folds. Protocol and baselines: see docs/method.md.\n\n")
         Path(args.save).write_text(header + text + "\n")
         _say(f"saved {args.save}")
+    return 0
+
+
+def cmd_catalog(args) -> int:
+    """What the catalog knows: models or accelerators, with the facts used and their source."""
+    catalog = Catalog.load()
+    if args.what == "models":
+        frame = catalog.models[["model", "params_b", "active_params_b", "architecture", "source"]]
+    else:
+        frame = catalog.accelerators[["name", "aliases", "vendor", "memory_gb", "peak_bf16_dense_tflops",
+                                      "memory_bandwidth_tbps", "source"]]
+    if args.output == "json":
+        print(frame.to_json(orient="records", indent=2))
+        return 0
+    print(frame.fillna("").to_string(index=False))
     return 0
 
 
@@ -457,6 +482,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", choices=["table", "json"], default="table")
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("catalog", help="list the models or accelerators the catalog knows, with sources")
+    p.add_argument("what", choices=["models", "accelerators"])
+    p.add_argument("--output", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_catalog)
+
     p = sub.add_parser("bench", help="speed figures: fit, prediction and planning times")
     p.add_argument("--plans", type=int, default=0,
                    help="how many bundled configurations to plan (default 0: every one)")
@@ -480,6 +510,11 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, BenchmarkError, ModelFileError, UnknownAcceleratorError, UnknownModelError) as exc:
         print(f"ala: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`ala catalog models | head`): not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # noqa: BLE001 - the exit status tells internal errors apart
         logging.getLogger(__name__).debug("internal error", exc_info=True)
         print(f"ala: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)

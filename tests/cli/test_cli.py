@@ -42,6 +42,22 @@ def test_unknown_names_fail_before_any_model_is_loaded_with_a_suggestion(run, tm
     assert "did you mean 'meta-llama/Llama-3.1-8B-Instruct'" in out.stderr and "fitting" not in out.stderr
 
 
+def test_an_objective_nothing_meets_exits_3_with_the_plan_and_its_reasons(run, model_file):
+    argv = list(PLAN)
+    argv[argv.index("--max-itl-ms") + 1] = "0.01"
+    out = run(*argv, "--model-file", model_file, "--output", "json", check=3)
+    plan = json.loads(out.stdout)
+    assert plan["outcome"] == "infeasible" and plan["reasons"] and plan["schema_version"] == 1
+    assert plan["objectives"]["max_itl_ms"] == 0.01 and plan["policy"]["confidence_level"] == 0.9
+
+
+def test_catalog_lists_what_names_are_checked_against(run):
+    models = json.loads(run("catalog", "models", "--output", "json", check=0).stdout)
+    assert any(m["model"] == "meta-llama/Llama-3.1-8B-Instruct" and m["source"] for m in models)
+    table = run("catalog", "accelerators", check=0).stdout
+    assert "H100" in table and "MI300X" in table and "source" in table.splitlines()[0]
+
+
 def test_version(run):
     from ala import __version__
     assert run("--version", check=0).stdout.strip() == f"ala {__version__}"
