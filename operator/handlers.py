@@ -92,7 +92,7 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
         return {"skipped": "invalid spec", "reason": exc.reason}
     conditions = set_condition(before, COND_SPEC_VALID, True, "Valid", "spec accepted", now, generation)
     changed = _spec_changed(status, generation)
-    if _too_soon(status, generation, parsed.refit_interval_s, now):
+    if not changed and _too_soon(status, parsed.refit_interval_s, now):
         if conditions != before:
             patch.status["conditions"] = conditions
         return {"skipped": "interval"}
@@ -154,7 +154,7 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
     patch.status["lastRefitTime"] = timestamp(now)
     patch.status["observedGeneration"] = generation
     ann = annotations(result, now)
-    if _annotations_changed(meta, status, generation, ann):
+    if changed or _annotations_changed(meta, ann):
         # Written only when the answer changed (or the spec did, which may name a new
         # target): a new timestamp alone is not news to anyone watching the objects.
         patch.metadata.setdefault("annotations", {}).update(ann)
@@ -255,12 +255,9 @@ def _unannotate(memo: Shared, namespace: str, target: dict) -> None:
         raise kopf.TemporaryError(f"could not remove the annotations of the old target: {exc}", delay=10) from exc
 
 
-def _annotations_changed(meta: kopf.Meta, status: dict, generation: int | None,
-                         ann: dict[str, str | None]) -> bool:
+def _annotations_changed(meta: kopf.Meta, ann: dict[str, str | None]) -> bool:
     """Whether the recommendation annotations differ from those on the resource (the
-    time aside), or the spec changed since the last refit."""
-    if _spec_changed(status, generation):
-        return True
+    time aside)."""
     current = dict(meta.get("annotations") or {})
     return any(current.get(key) != value for key, value in ann.items() if key != ANNOTATION_UPDATED)
 
@@ -271,11 +268,9 @@ def _spec_changed(status: dict, generation: int | None) -> bool:
     return status.get("refitGeneration", status.get("observedGeneration", generation)) != generation
 
 
-def _too_soon(status: dict, generation: int | None, interval_s: float, now: datetime) -> bool:
+def _too_soon(status: dict, interval_s: float, now: datetime) -> bool:
     """Whether this refit waits: the last attempt (successful or not) was within the refit
-    interval and acted on the current spec. A spec edit is acted on at the next tick."""
-    if _spec_changed(status, generation):
-        return False
+    interval. Asked only when the spec is unchanged: a spec edit is acted on at the next tick."""
     times = [_parse_time(t) for t in (status.get("lastRefitTime"), status.get("lastAttemptTime")) if t]
     return bool(times) and (now - max(times)).total_seconds() < interval_s - 0.5
 
