@@ -72,76 +72,125 @@ def _little(where: str, rate: float | None, latency_s: float | None, field: str)
 
 
 def read_vllm(data: dict, where: str, ctx: Context) -> list[dict]:
-    """vLLM ``benchmark_serving.py --save-result`` / ``vllm bench serve`` JSON."""
+    """vLLM ``benchmark_serving.py --save-result`` / ``vllm bench serve`` JSON.
+
+    ``mean_e2el_ms`` is there only when ``--percentile-metrics`` named ``e2el``; without
+    it the mean request latency is derived as ``TTFT + TPOT x (output tokens - 1)`` (the
+    definition of TPOT), and the batch semantics say so.
+    """
     completed = _number(where, _get(where, data, "completed"), "completed")
     throughput = _number(where, _get(where, data, "output_throughput"), "output_throughput")
     concurrency = _get(where, data, "max_concurrency", required=False)
-    e2e_ms = _get(where, data, "mean_e2el_ms", required=False)
+    output_tokens = _number(where, _get(where, data, "total_output_tokens"), "total_output_tokens") / completed
+    opt = lambda key: (None if _get(where, data, key, required=False) is None
+                       else _number(where, data[key], key, positive=False))
+    e2e_ms, derived = opt("mean_e2el_ms"), False
+    if e2e_ms is None and opt("mean_ttft_ms") is not None and opt("mean_tpot_ms") is not None:
+        e2e_ms, derived = opt("mean_ttft_ms") + opt("mean_tpot_ms") * max(output_tokens - 1, 0), True
     if concurrency is not None:
         batch, semantics = _number(where, concurrency, "max_concurrency"), "client max_concurrency"
     else:
-        batch = _little(where, _get(where, data, "request_throughput", required=False),
-                        None if e2e_ms is None else float(e2e_ms) / 1000, "max_concurrency")
-        semantics = "mean concurrency by Little's law (request rate x latency)"
-    opt = lambda key: (None if _get(where, data, key, required=False) is None
-                       else _number(where, data[key], key, positive=False))
+        if e2e_ms is None:
+            raise BenchmarkError(where, "a rate-driven run (max_concurrency null) needs the request latency to "
+                                        "derive concurrency: rerun with --percentile-metrics ttft,tpot,itl,e2el "
+                                        "or --max-concurrency N", column="mean_e2el_ms")
+        batch = _little(where, _get(where, data, "request_throughput", required=False), e2e_ms / 1000,
+                        "max_concurrency")
+        semantics = "mean concurrency by Little's law (request rate x latency" + (
+            ", latency derived as TTFT + TPOT x (output tokens - 1))" if derived else ")")
     return [_row(ctx, where, model=_get(where, data, "model_id", required=False), framework="vLLM",
                  batch=batch, semantics=semantics, throughput=throughput,
                  input_tokens=_number(where, _get(where, data, "total_input_tokens"), "total_input_tokens") / completed,
-                 output_tokens=_number(where, _get(where, data, "total_output_tokens"), "total_output_tokens") / completed,
-                 itl_ms=opt("mean_itl_ms"), ttft_ms=opt("mean_ttft_ms"),
-                 e2e_s=None if e2e_ms is None else _number(where, e2e_ms, "mean_e2el_ms") / 1000)]
+                 output_tokens=output_tokens,
+                 itl_ms=opt("mean_itl_ms") if opt("mean_itl_ms") is not None else opt("mean_tpot_ms"),
+                 ttft_ms=opt("mean_ttft_ms"), e2e_s=None if e2e_ms is None else e2e_ms / 1000)]
 
 
 def read_guidellm(data: dict, where: str, ctx: Context) -> list[dict]:
-    """GuideLLM ``benchmarks.json`` (one row per benchmark of a sweep)."""
+    """GuideLLM ``benchmarks.json`` (one row per benchmark of a sweep).
+
+    GuideLLM 0.3 keeps the strategy under ``config.strategy`` (earlier: ``args.strategy``)
+    and the model under ``args.model`` or ``worker.backend_model``; 0.4 and later keep
+    the same metric names and add ``config.backend``. YAML output is not read: rerun with
+    ``--outputs json``.
+    """
     benchmarks = _get(where, data, "benchmarks")
     if not isinstance(benchmarks, list) or not benchmarks:
-        raise BenchmarkError(where, "expected a non-empty list", column="benchmarks")
+        raise BenchmarkError(where, "expected a non-empty list of benchmarks (did the run finish?)",
+                             column="benchmarks")
     rows = []
     for i, bench in enumerate(benchmarks):
         at = f"{where} benchmarks[{i}]"
+        if not isinstance(bench, dict):
+            raise BenchmarkError(at, "expected an object", column="benchmarks")
         mean = lambda name, required=True: _get(at, bench, f"metrics.{name}.successful.mean", required=required)
         strategy = (_get(at, bench, "config.strategy", required=False)
                     or _get(at, bench, "args.strategy", required=False) or {})
-        if strategy.get("type_") == "concurrent" and strategy.get("streams"):
-            batch, semantics = _number(at, strategy["streams"], "strategy.streams"), "client concurrent streams"
+        streams = strategy.get("streams") if isinstance(strategy, dict) else None
+        if isinstance(strategy, dict) and strategy.get("type_") == "concurrent" and streams:
+            batch, semantics = _number(at, streams, "config.strategy.streams"), "client concurrent streams"
         else:
-            batch = _number(at, mean("request_concurrency"), "metrics.request_concurrency")
+            batch = _number(at, mean("request_concurrency"), "metrics.request_concurrency.successful.mean")
             semantics = "measured mean request concurrency"
         model = (_get(at, bench, "config.requests.model", required=False)
+                 or _get(at, bench, "config.backend.model", required=False)
                  or _get(where, data, "args.model", required=False)
                  or _get(at, bench, "worker.backend_model", required=False))
         latency = mean("request_latency", False)
+        itl = mean("inter_token_latency_ms", False)
         rows.append(_row(ctx, where, model=model, framework="vLLM", batch=batch, semantics=semantics,
-                         throughput=_number(at, mean("output_tokens_per_second"), "metrics.output_tokens_per_second"),
-                         input_tokens=_number(at, mean("prompt_token_count"), "metrics.prompt_token_count"),
-                         output_tokens=_number(at, mean("output_token_count"), "metrics.output_token_count"),
-                         itl_ms=mean("inter_token_latency_ms", False), ttft_ms=mean("time_to_first_token_ms", False),
-                         e2e_s=latency))
+                         throughput=_number(at, mean("output_tokens_per_second"),
+                                            "metrics.output_tokens_per_second.successful.mean"),
+                         input_tokens=_number(at, mean("prompt_token_count"),
+                                              "metrics.prompt_token_count.successful.mean"),
+                         output_tokens=_number(at, mean("output_token_count"),
+                                               "metrics.output_token_count.successful.mean"),
+                         itl_ms=itl if itl is not None else mean("time_per_output_token_ms", False),
+                         ttft_ms=mean("time_to_first_token_ms", False), e2e_s=latency))
     return rows
 
 
 def read_inference_perf(data: dict, where: str, ctx: Context) -> list[dict]:
-    """inference-perf ``stage_*_lifecycle_metrics.json`` (one stage, one row)."""
+    """inference-perf ``stage_*_lifecycle_metrics.json`` (one stage, one row).
+
+    Token lengths: ``successes.prompt_tokens`` / ``successes.output_tokens`` (current
+    reports: server-counted where the server said) or ``prompt_len`` / ``output_len``
+    (0.2 reports). Latencies are in seconds.
+    """
     load = _get(where, data, "load_summary")
     successes = _get(where, data, "successes")
+    if not isinstance(successes, dict) or not successes.get("count"):
+        raise BenchmarkError(where, "no successful requests in this stage; check the server and the stage's "
+                                    "failures", column="successes.count")
     concurrency = load.get("concurrency") if isinstance(load, dict) else None
     latency = _get(where, successes, "latency.request_latency.mean", required=False)
     if concurrency:
         batch, semantics = _number(where, concurrency, "load_summary.concurrency"), "client concurrency"
     else:
         rate = (_get(where, successes, "throughput.requests_per_sec", required=False)
-                or load.get("achieved_rate"))
+                or (load.get("achieved_rate") if isinstance(load, dict) else None))
         batch = _little(where, rate, latency, "load_summary.concurrency")
         semantics = "mean concurrency by Little's law (request rate x latency)"
+
+    def length(names: tuple[str, ...]) -> float:
+        for name in names:
+            value = _get(where, successes, f"{name}.mean", required=False)
+            if value is not None:
+                return _number(where, value, f"successes.{name}.mean")
+        raise BenchmarkError(where, "field is missing (newer reports: successes." + names[0] +
+                             ".mean; 0.2 reports: successes." + names[-1] + ".mean)",
+                             column=f"successes.{names[-1]}.mean")
+
     seconds_to_ms = lambda v: None if v is None else 1000 * float(v)
+    itl = _get(where, successes, "latency.inter_token_latency.mean", required=False)
+    if itl is None:
+        itl = _get(where, successes, "latency.time_per_output_token.mean", required=False)
     return [_row(ctx, where, model=None, framework="vLLM", batch=batch, semantics=semantics,
                  throughput=_number(where, _get(where, data, "successes.throughput.output_tokens_per_sec"),
                                     "successes.throughput.output_tokens_per_sec"),
-                 input_tokens=_number(where, _get(where, data, "successes.prompt_len.mean"), "successes.prompt_len.mean"),
-                 output_tokens=_number(where, _get(where, data, "successes.output_len.mean"), "successes.output_len.mean"),
-                 itl_ms=seconds_to_ms(_get(where, successes, "latency.inter_token_latency.mean", required=False)),
+                 input_tokens=length(("prompt_tokens", "prompt_len")),
+                 output_tokens=length(("output_tokens", "output_len")),
+                 itl_ms=seconds_to_ms(itl),
                  ttft_ms=seconds_to_ms(_get(where, successes, "latency.time_to_first_token.mean", required=False)),
                  e2e_s=latency)]
 

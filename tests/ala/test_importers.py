@@ -71,3 +71,54 @@ def test_missing_model_and_unknown_format(tmp_path):
         import_results([other], CTX)
     with pytest.raises(BenchmarkError, match="unknown format"):
         import_results([other], CTX, fmt="locust")
+
+
+def test_vllm_bench_serve_without_e2el_derives_request_latency_and_says_so():
+    # `vllm bench serve` leaves e2el out unless --percentile-metrics names it.
+    table = import_results([FIX / "vllm_bench_serve_no_e2el.json"], CTX)
+    latency = (61.0 + 14.5 * (128 - 1)) / 1000
+    assert table["e2e_latency_s"].iloc[0] == pytest.approx(latency)
+    assert table["batch_size"].iloc[0] == pytest.approx(11.57 * latency)
+    assert "TTFT + TPOT" in table["batch_semantics"].iloc[0]
+    assert table["model"].iloc[0] == "Qwen/Qwen3-8B"
+
+
+def test_vllm_rate_run_without_any_latency_says_how_to_rerun(tmp_path):
+    import json
+
+    data = json.loads((FIX / "vllm_bench_serve_no_e2el.json").read_text())
+    for key in ("mean_tpot_ms", "mean_e2el_ms"):
+        data.pop(key, None)
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(BenchmarkError, match="--percentile-metrics"):
+        import_results([path], CTX)
+
+
+def test_inference_perf_current_report_uses_prompt_tokens_and_server_output_tokens():
+    table = import_results([FIX / "inference_perf_current_stage_0_lifecycle_metrics.json"],
+                           Context("H100", model="m/x"))
+    row = table.iloc[0]
+    assert row["input_tokens"] == 512.0 and row["output_tokens"] == 128.0  # output_tokens, not output_len
+    assert row["batch_size"] == 64.0 and row["throughput_tokens_per_s"] == 5012.0
+    assert row["itl_ms"] == pytest.approx(11.9) and row["ttft_ms"] == pytest.approx(85.0)
+
+
+def test_inference_perf_stage_without_successes_is_refused(tmp_path):
+    import json
+
+    data = json.loads((FIX / "inference_perf_current_stage_0_lifecycle_metrics.json").read_text())
+    data["successes"] = {"count": 0, "latency": {}, "throughput": {}}
+    path = tmp_path / "stage_0_lifecycle_metrics.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(BenchmarkError, match="no successful requests"):
+        import_results([path], Context("H100", model="m/x"))
+
+
+def test_guidellm_0_4_report():
+    table = import_results([FIX / "guidellm_0_4_benchmarks.json"], CTX)
+    assert list(table["batch_size"]) == [4.0, 16.0]
+    assert list(table["throughput_tokens_per_s"]) == [896.0, 3120.0]
+    assert (table["model"] == "meta-llama/Llama-3.1-8B-Instruct").all()
+    assert table["itl_ms"].iloc[1] == pytest.approx(4.95)
+    assert table["config_id"].nunique() == 1
