@@ -18,7 +18,8 @@ import pandas as pd
 
 from . import __version__, evaluation
 from .benchmarks import BenchmarkError, bundled_paths, read_benchmarks
-from .catalog import Catalog, UnknownAcceleratorError, UnknownModelError
+from .catalog import (Catalog, CatalogFileError, UnknownAcceleratorError, UnknownModelError, accelerator_row,
+                      model_from_config, read_catalog_file)
 from .importers import READERS, Context, import_results
 from .persistence import ModelFileError, load_model, save_model
 from .estimator import ALA
@@ -30,6 +31,10 @@ EXAMPLES = """examples:
       --engine vllm --input-tokens 1024 --output-tokens 256 \\
       --demand-tokens-per-second 50000 --max-itl-ms 50 --confidence 0.9
   ala predict --model Qwen/Qwen3-32B --accelerator B200 --output-tokens 512 --batch 8,64,256
+  ala plan --model Qwen/Qwen3-32B --accelerator H100,B200,MI300X --input-tokens 2000 --output-tokens 300 \\
+      --demand-requests-per-second 20 --goodput ttft:500,tpot:40
+  ala plan --model my-org/MyModel-13B --model-config config.json --accelerator MI325X \\
+      --accelerator-tflops 1307 --accelerator-bandwidth-tbps 6 --accelerator-memory-gb 256 ...
   ala explain --model meta-llama/Llama-2-70b-hf --accelerator A100 --accelerators 4
   ala import results/*.json --accelerator H100 --accelerators 1 --out mine.csv
   ala fit --data mine.csv --out mine.ala && ala plan --model-file mine.ala ...
@@ -71,51 +76,188 @@ def _say(message: str) -> None:
 
 
 # ------------------------------------------------------------------ arguments
-def _deployment_args(p: argparse.ArgumentParser) -> None:
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples' layout and adds each flag's default where it has one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (action.default not in (None, False, argparse.SUPPRESS) and "default" not in text
+                and action.option_strings and not isinstance(action.default, list)):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _deployment_args(p: argparse.ArgumentParser, compare: bool = False) -> None:
     g = p.add_argument_group("deployment")
-    g.add_argument("--model", required=True, help="Hugging Face model id, e.g. meta-llama/Llama-3.1-8B-Instruct")
-    g.add_argument("--accelerator", required=True, help="accelerator from the catalog, e.g. H100, MI300X, B200")
-    g.add_argument("--accelerators", type=int, default=1, help="accelerators per replica (default 1)")
-    g.add_argument("--engine", default="vllm", help="serving engine: vllm, tensorrt-llm, sglang, tgi (default vllm)")
-    g.add_argument("--precision", default="bfloat16", help="weight precision: bfloat16, fp8, mxfp4, ... (default bfloat16)")
-    g.add_argument("--input-tokens", type=float, help="mean input (prompt) tokens per request")
-    g.add_argument("--output-tokens", type=float, help="mean output tokens per request")
-    g.add_argument("--workload", default="unspecified", help="workload kind (chat, code, reasoning, ...)")
+    g.add_argument("--model", required=True, metavar="ID",
+                   help="Hugging Face model id, e.g. meta-llama/Llama-3.1-8B-Instruct ('ala catalog models' lists "
+                        "them; others: --model-config or --catalog)")
+    g.add_argument("--accelerator", required=True, metavar="NAME" + ("[,NAME[:N]...]" if compare else ""),
+                   help="accelerator from the catalog, e.g. H100, MI300X, B200 ('ala catalog accelerators')"
+                        + ("; several, comma-separated, compares them in one table (NAME:N sets that one's count)"
+                           if compare else ""))
+    g.add_argument("--accelerators", type=int, default=1, metavar="N", help="accelerators per replica")
+    g.add_argument("--engine", default="vllm", help="serving engine: vllm, sglang, tensorrt-llm, tgi, ...")
+    g.add_argument("--precision", default="bfloat16", help="weight precision: bfloat16, fp8, int8, mxfp4, int4, ...")
+    g.add_argument("--input-tokens", type=float, metavar="TOKENS", help="mean input (prompt) tokens per request")
+    g.add_argument("--output-tokens", type=float, metavar="TOKENS", help="mean output (generated) tokens per request")
+    g.add_argument("--workload", default="unspecified", help="workload kind: chat, code, reasoning, synthetic, ...")
+    g = p.add_argument_group("catalog (names the bundled catalog lacks)")
+    g.add_argument("--catalog", action="append", default=[], metavar="CSV",
+                   help="extra catalog file: accelerators (columns name, peak_bf16_dense_tflops, "
+                        "memory_bandwidth_tbps, memory_gb) or models (columns model, params_b, ...); repeatable; "
+                        "its rows win over the bundled ones")
+    g.add_argument("--model-config", metavar="JSON",
+                   help="the model's Hugging Face config.json: its size and attention shape are counted from it")
+    g.add_argument("--accelerator-tflops", type=float, metavar="TFLOPS",
+                   help="dense BF16 peak of one accelerator, in TFLOPS (with the two below: an accelerator the "
+                        "catalog lacks, or overrides for one it has)")
+    g.add_argument("--accelerator-bandwidth-tbps", type=float, metavar="TB/S", help="memory bandwidth, in TB/s")
+    g.add_argument("--accelerator-memory-gb", type=float, metavar="GB", help="memory of one accelerator, in GB")
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model-file", help="a model saved by 'ala fit' (default: the model fitted on the bundled "
-                                        "data, cached after the first call)")
-    g.add_argument("--data", nargs="*", default=[], help="extra benchmark CSV files to fit on")
-    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--model-file", metavar="FILE",
+                   help="a model saved by 'ala fit' (default: the model fitted on the bundled data, cached after "
+                        "the first call)")
+    g.add_argument("--data", nargs="*", default=[], metavar="CSV", help="extra benchmark CSV files to fit on")
+    g.add_argument("--measured", metavar="CSV",
+                   help="your measurements of this deployment (columns batch_size, throughput_tokens_per_s in "
+                        "output tokens/s per replica): they update its curve and narrow its interval")
+    g.add_argument("--seed", type=int, default=0, help="random seed of the fit")
     g.add_argument("--no-cache", action="store_true",
                    help="fit afresh and do not read or write the cached model ($ALA_CACHE_DIR, else "
                         "$XDG_CACHE_HOME/ala, else ~/.cache/ala)")
+    _output_arg(p)
+
+
+def _output_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", choices=["table", "json"], default="table", help="output format")
 
 
-def _deployment(args) -> Deployment:
-    """The deployment asked about, its names checked against the catalog first: a typo is
-    reported in about a second, with the closest known names, before any model is loaded."""
-    if not args.data:  # rows of the user's own files may name what the catalog lacks
-        catalog = Catalog.load()
-        catalog.model(args.model)
-        catalog.accelerator(args.accelerator)
+def _accelerator_list(args) -> list[tuple[str, int]]:
+    """``--accelerator H100,B200:2`` as (name, count) pairs; a count defaults to --accelerators."""
+    out = []
+    for item in str(args.accelerator).split(","):
+        name, _, count = item.strip().partition(":")
+        if not name:
+            raise InputError(f"--accelerator: empty name in {args.accelerator!r}")
+        try:
+            n = int(count) if count else args.accelerators
+        except ValueError:
+            raise InputError(f"--accelerator: {item!r}: the count after ':' must be a whole number") from None
+        out.append((name, n))
+    return out
+
+
+def _catalog(args) -> Catalog:
+    """The bundled catalog, extended by --catalog files, --model-config and accelerator specs."""
+    catalog = Catalog.load()
     try:
-        return Deployment(args.model, args.accelerator, args.accelerators, args.engine, args.precision,
-                          args.input_tokens, args.output_tokens, args.workload)
+        for path in args.catalog:
+            kind, frame = read_catalog_file(path)
+            catalog = catalog.extend(**{kind: frame})
+        if args.model_config:
+            path = Path(args.model_config)
+            if not path.exists():
+                raise InputError(f"--model-config: {path}: no such file")
+            try:
+                config = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise InputError(f"--model-config: {path}: not valid JSON ({exc})") from None
+            catalog = catalog.extend(models=model_from_config(args.model, config, str(path)))
+        specs = (args.accelerator_tflops, args.accelerator_bandwidth_tbps, args.accelerator_memory_gb)
+        if any(v is not None for v in specs):
+            names = _accelerator_list(args)
+            if len(names) > 1:
+                raise InputError("--accelerator-tflops/-bandwidth-tbps/-memory-gb describe one accelerator; "
+                                 "name one with --accelerator, or put several in a --catalog file")
+            name = names[0][0]
+            try:
+                known = catalog.accelerator(name)
+                name = str(known["name"])
+                base = (known["peak_bf16_dense_tflops"], known["memory_bandwidth_tbps"], known["memory_gb"])
+                specs = tuple(b if v is None else v for v, b in zip(specs, base))
+            except UnknownAcceleratorError:
+                if any(v is None for v in specs):
+                    raise InputError(f"accelerator {name!r} is not in the catalog: give all of --accelerator-tflops, "
+                                     f"--accelerator-bandwidth-tbps and --accelerator-memory-gb") from None
+                known = None
+            row = accelerator_row(name, *specs, vendor="" if known is None else str(known.get("vendor", "")),
+                                  price_per_hour=None if known is None else known.get("price_per_hour_usd"))
+            if known is not None:
+                row["aliases"] = known.get("aliases", "")
+            catalog = catalog.extend(accelerators=row)
+    except CatalogFileError as exc:
+        raise InputError(str(exc)) from None
+    return catalog
+
+
+def _deployments(args) -> tuple[list[Deployment], Catalog]:
+    """The deployments asked about, their names checked against the catalog first: a typo is
+    reported in about a second, with the closest known names, before any model is loaded."""
+    catalog = _catalog(args)
+    names = _accelerator_list(args)
+    if not args.data:  # rows of the user's own files may name what the catalog lacks
+        catalog.model(args.model)
+        for name, _ in names:
+            catalog.accelerator(name)
+    try:
+        return [Deployment(args.model, name, count, args.engine, args.precision, args.input_tokens,
+                           args.output_tokens, args.workload) for name, count in names], catalog
     except ValueError as exc:
         raise InputError(str(exc)) from None
 
 
-def _load(args) -> ALA:
+def _deployment(args) -> tuple[Deployment, Catalog]:
+    deployments, catalog = _deployments(args)
+    if len(deployments) > 1:
+        raise InputError("--accelerator: name one accelerator here ('ala plan' compares several)")
+    return deployments[0], catalog
+
+
+def _load(args, catalog: Catalog | None = None) -> ALA:
     if args.model_file:
         if args.data:
             raise InputError("give --model-file or --data, not both")
         _say(f"loading {args.model_file} ...")
-        return load_model(args.model_file)
-    return cached_model(bundled_paths() + [Path(p) for p in args.data], args.seed, not args.no_cache, _say)
+        model = load_model(args.model_file)
+    else:
+        model = cached_model(bundled_paths() + [Path(p) for p in args.data], args.seed, not args.no_cache, _say)
+    if catalog is not None and (args.catalog or args.model_config or args.accelerator_tflops is not None
+                                or args.accelerator_bandwidth_tbps is not None
+                                or args.accelerator_memory_gb is not None):
+        model.use_catalog(catalog)
+    return model
+
+
+def _measured(args, deployment: Deployment) -> pd.DataFrame | None:
+    """``--measured`` rows as live points of ``deployment``."""
+    if not args.measured:
+        return None
+    path = Path(args.measured)
+    if not path.exists():
+        raise InputError(f"--measured: {path}: no such file")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"--measured: {path}: not a CSV file ({exc})") from None
+    for column in ("batch_size", "throughput_tokens_per_s"):
+        if column not in frame.columns:
+            raise InputError(f"--measured: {path} lacks column {column!r} (columns: batch_size, "
+                             f"throughput_tokens_per_s = output tokens/s of one replica)")
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = ~(np.isfinite(values) & (values > 0))
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise InputError(f"--measured: {path}, row {row + 2}, column {column!r}: {frame[column].iloc[row]!r} is "
+                             f"not a positive number")
+    if not len(frame):
+        raise InputError(f"--measured: {path} has no rows")
+    live = deployment.query(frame["batch_size"].to_numpy(float))
+    live["throughput_tokens_per_s"] = frame["throughput_tokens_per_s"].to_numpy(float)
+    return live
 
 
 def _batches(text: str) -> list[float]:
@@ -128,7 +270,8 @@ def _batches(text: str) -> list[float]:
     return values
 
 
-def _plot(path: str, batches, frame: pd.DataFrame, title: str, point: tuple | None = None) -> None:
+def _plot(path: str, batches, frame: pd.DataFrame, title: str, level: float, point: tuple | None = None,
+          measured: pd.DataFrame | None = None, max_itl_ms: float | None = None) -> None:
     try:
         import matplotlib
 
@@ -137,50 +280,120 @@ def _plot(path: str, batches, frame: pd.DataFrame, title: str, point: tuple | No
     except ImportError:
         raise InputError("--plot needs matplotlib: pip install 'ala[plot]'") from None
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    ax.fill_between(batches, frame["lower"], frame["upper"], alpha=0.25, label="interval")
+    ax.fill_between(batches, frame["lower"], frame["upper"], alpha=0.25, label=f"{level:.0%} interval")
     ax.plot(batches, frame["point"], lw=2, label="predicted throughput")
+    if measured is not None:
+        ax.plot(measured["batch_size"], measured["throughput_tokens_per_s"], "s", ms=6, color="k",
+                label="your measurements")
+    if max_itl_ms is not None:
+        # Throughput at which the mean inter-token latency equals the limit: bb / thpt = limit.
+        ax.plot(batches, 1000.0 * np.asarray(batches, float) / max_itl_ms, "--", color="C2", lw=1,
+                label=f"max ITL {max_itl_ms:g} ms (feasible above)")
     if point is not None:
         ax.plot([point[0]], [point[1]], "o", ms=9, color="C3", label=f"chosen batch {int(point[0])}")
     ax.set_xscale("log", base=2)
+    ax.set_ylim(0, 1.15 * float(np.nanmax(frame["upper"])))
     ax.set_xlabel("batch size (concurrent sequences)")
     ax.set_ylabel("generated tokens/s per replica")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     _say(f"wrote {path}")
 
 
+def _title(d: Deployment) -> str:
+    tokens = ", ".join(f"{label} {int(v)} tokens" for label, v in (("in", d.input_tokens), ("out", d.output_tokens))
+                       if v is not None)
+    return f"{d.model} on {d.accelerators}x {d.accelerator} ({d.engine}, {d.precision}{', ' + tokens if tokens else ''})"
+
+
 # ------------------------------------------------------------------ commands
+def _objectives(args) -> Objectives:
+    """Latency objectives from the flags; ``--goodput`` in vLLM's words (``ttft:MS,tpot:MS,e2el:MS``)."""
+    limits = {"max_itl_ms": args.max_itl_ms, "max_tpot_ms": args.max_tpot_ms, "max_ttft_ms": args.max_ttft_ms,
+              "max_request_latency_s": args.max_request_latency_s}
+    quantile = None if args.slo_statistic == "mean" else float(args.slo_statistic[1:]) / 100
+    if args.goodput:
+        keys = {"ttft": ("max_ttft_ms", 1.0), "tpot": ("max_tpot_ms", 1.0), "e2el": ("max_request_latency_s", 1e-3)}
+        given = 0
+        for item in args.goodput.split(","):
+            key, _, value = item.strip().partition(":")
+            if key not in keys:
+                raise InputError(f"--goodput: {item!r}: expected ttft:MS, tpot:MS or e2el:MS (vLLM's goodput SLOs)")
+            try:
+                ms = float(value)
+            except ValueError:
+                raise InputError(f"--goodput: {item!r}: the limit after ':' must be a number of milliseconds") from None
+            name, scale = keys[key]
+            if limits[name] is not None:
+                raise InputError(f"--goodput {key} and --{name.replace('_', '-')} both set the same objective")
+            limits[name] = ms * scale
+            given += 1
+        if args.slo_statistic != "mean":
+            raise InputError("--goodput sets its own percentile from --goodput-share; drop --slo-statistic")
+        # Each request must meet every SLO: with k of them, each at 1 - (1 - share) / k
+        # keeps the share of good requests at least `share` (union bound).
+        quantile = 1 - (1 - args.goodput_share) / given
+    try:
+        return Objectives(quantile=quantile, **limits)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
 def cmd_plan(args) -> int:
-    deployment = _deployment(args)
+    deployments, catalog = _deployments(args)
     if (args.demand_tokens_per_second is None) == (args.demand_requests_per_second is None):
         raise InputError("give one of --demand-tokens-per-second and --demand-requests-per-second")
+    if not 0 < args.goodput_share < 1:
+        raise InputError("--goodput-share must lie strictly between 0 and 1")
+    objectives = _objectives(args)
     try:
         demand = Demand(args.demand_tokens_per_second, args.demand_requests_per_second)
-        demand.tokens_per_s(deployment)
-        objectives = Objectives(args.max_itl_ms, args.max_request_latency_s)
+        demand.tokens_per_s(deployments[0])
         policy = Policy(args.confidence, args.min_replicas, args.max_replicas, args.headroom,
                         args.price_per_hour, args.max_batch)
+        if objectives.max_ttft_ms is not None and args.input_tokens is None:
+            raise ValueError("a time-to-first-token objective (--max-ttft-ms, --goodput ttft:) needs --input-tokens")
+        if objectives.max_request_latency_s is not None and args.output_tokens is None:
+            raise ValueError("a request-latency objective (--max-request-latency-s, --goodput e2el:) needs "
+                             "--output-tokens")
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    model = _load(args)
-    try:
-        result = plan(model, deployment, demand, objectives, policy, alternatives=not args.no_alternatives)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+    if len(deployments) > 1 and args.measured:
+        raise InputError("--measured describes one deployment: name one accelerator with it")
+    if len(deployments) > 1 and args.plot:
+        raise InputError("--plot draws one deployment: name one accelerator with it")
+    live = _measured(args, deployments[0])
+    model = _load(args, catalog)
+    plans = []
+    for deployment in deployments:
+        try:
+            plans.append(plan(model, deployment, demand, objectives, policy,
+                              alternatives=len(deployments) == 1 and not args.no_alternatives, live=live))
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+    echo = {"objectives": {**asdict(objectives), "statistic": objectives.statistic}, "policy": asdict(policy)}
+    if len(plans) > 1:
+        if args.output == "json":
+            print(json.dumps({"schema_version": PLAN_SCHEMA_VERSION, "comparison": [p.to_dict() for p in plans],
+                              **echo}, indent=2, default=float))
+        else:
+            print(_comparison_text(plans))
+        return 0 if any(p.outcome == "ok" for p in plans) else EXIT_NO_PLAN
+    result = plans[0]
     if args.plot:
+        deployment = deployments[0]
         grid = batch_grid(policy.max_batch)
-        frame = model.predict_interval(deployment.query(grid), confidence_level=policy.confidence_level)
+        frame = model.predict_interval(deployment.query(grid), confidence_level=policy.confidence_level, live=live)
         chosen = None if result.batch_size is None else (result.batch_size, result.throughput_per_replica["value"])
-        _plot(args.plot, grid, frame, f"{deployment.model} on {deployment.accelerators}x "
-              f"{deployment.accelerator} ({deployment.engine})", chosen)
+        _plot(args.plot, grid, frame, _title(deployment), policy.confidence_level, chosen, live,
+              objectives.max_itl_ms if objectives.quantile is None else None)
     if args.output == "json":
-        out = {"schema_version": PLAN_SCHEMA_VERSION, **result.to_dict(),
-               "objectives": asdict(objectives), "policy": asdict(policy)}
-        print(json.dumps(out, indent=2, default=float))
+        print(json.dumps({"schema_version": PLAN_SCHEMA_VERSION, **result.to_dict(), **echo}, indent=2,
+                         default=float))
     else:
         print(_plan_text(result))
     return 0 if result.outcome == "ok" else EXIT_NO_PLAN
@@ -190,14 +403,25 @@ def _plan_text(p) -> str:
     d = p.deployment
     lines = [f"{d['model']} on {d['accelerators']}x {d['accelerator']} ({d['engine']}, {d['precision']}); "
              f"demand {p.demand_tokens_per_s:,.0f} output tokens/s", f"outcome: {p.outcome}"]
+    if p.evidence:
+        lines.append(f"basis: {p.evidence['basis'].upper() if p.evidence['basis'] == 'guess' else p.evidence['basis']}"
+                     f" ({p.evidence['why']})")
     if p.batch_size is not None:
         t = p.throughput_per_replica
         lines.append(f"batch size: {p.batch_size} (limited by {p.batch_limited_by})")
         lines.append(f"throughput per replica: {t['value']:,.0f} tokens/s "
                      f"[{t['lower']:,.0f}, {t['upper']:,.0f}] @{t['confidence_level']:g}; confidence {p.confidence:.2f}")
-        lines.append(f"inter-token latency: {p.latency['itl_ms']:.1f} ms (conservative)"
-                     + ("" if p.latency["request_latency_s"] is None else
-                        f"; request latency {p.latency['request_latency_s']:.2f} s"))
+        lat = p.latency
+        text = f"mean latencies (conservative): inter-token {lat['itl_ms']:.1f} ms"
+        if lat.get("ttft_ms") is not None:
+            text += f"; time to first token ~{lat['ttft_ms']:.0f} ms"
+        if lat["request_latency_s"] is not None:
+            text += f"; request {lat['request_latency_s']:.2f} s"
+        lines.append(text)
+        if lat.get("at_statistic"):
+            at = dict(lat["at_statistic"])
+            lines.append(f"at {at.pop('statistic')}: " + ", ".join(f"{k.removeprefix('max_')} {v:.4g}"
+                                                                 for k, v in at.items()))
     if p.replicas:
         r = p.replicas
         lines.append(f"replicas: {r['target']} (bounds {r['lower_bound']}-{r['upper_bound']}, uncapped {r['uncapped']})")
@@ -207,31 +431,62 @@ def _plan_text(p) -> str:
         lines.append(f"cost: ${c['per_hour']:,.2f}/hour" + ("" if per_m is None else f", ${per_m:.3f} per million "
                      f"output tokens") + f" (price {c['price_source']})")
     lines += [f"  - {r}" for r in p.reasons]
+    lines += [f"  ~ {a}" for a in p.approximations]
+    nxt = (p.evidence or {}).get("benchmark_next")
+    if nxt:
+        lines.append(f"benchmark this next: {nxt['configuration']} at batch sizes "
+                     f"{', '.join(map(str, nxt['batch_sizes']))}")
+        lines.append(f"  {nxt['how']}")
     if p.alternatives:
-        lines.append("alternatives (cheapest first):")
-        lines.append(f"  {'accelerator':<14} {'n':>2} {'batch':>6} {'replicas':>8} {'$/M tok':>8} {'conf':>5}")
+        lines.append("alternatives (cheapest first; basis: benchmarked, related, or GUESS = never measured):")
+        lines.append(f"  {'accelerator':<14} {'n':>2} {'batch':>6} {'replicas':>8} {'$/M tok':>8} {'conf':>5}  basis")
         for a in p.alternatives:
             lines.append(f"  {a['accelerator']:<14} {a['accelerators']:>2} {a['batch_size']:>6} {a['replicas']:>8} "
-                         f"{a['cost_per_million_output_tokens']:>8.3f} {a['confidence']:>5.2f}")
+                         f"{a['cost_per_million_output_tokens']:>8.3f} {a['confidence']:>5.2f}  "
+                         f"{a['basis'].upper() if a['basis'] == 'guess' else a['basis']}")
+    return "\n".join(lines)
+
+
+def _comparison_text(plans) -> str:
+    d = plans[0].deployment
+    lines = [f"{d['model']} ({d['engine']}, {d['precision']}); demand {plans[0].demand_tokens_per_s:,.0f} output "
+             f"tokens/s; basis: benchmarked, related, or GUESS = never measured",
+             f"{'accelerator':<14} {'n':>2} {'outcome':<17} {'batch':>5} {'replicas':>8} {'tok/s/replica':>13} "
+             f"{'lower':>8} {'conf':>5} {'$/hour':>9} {'$/M tok':>8}  basis"]
+    num = lambda v, fmt: "-" if v is None else format(v, fmt)
+    for p in plans:
+        dep, t, c = p.deployment, p.throughput_per_replica or {}, p.cost or {}
+        basis = p.evidence["basis"] if p.evidence else ""
+        lines.append(f"{dep['accelerator']:<14} {dep['accelerators']:>2} {p.outcome:<17} "
+                     f"{num(p.batch_size, 'd'):>5} {num(p.replicas and p.replicas['target'], 'd'):>8} "
+                     f"{num(t.get('value'), ',.0f'):>13} {num(t.get('lower'), ',.0f'):>8} "
+                     f"{num(p.confidence, '.2f'):>5} {num(c.get('per_hour'), ',.2f'):>9} "
+                     f"{num(c.get('per_million_output_tokens'), '.3f'):>8}  "
+                     f"{basis.upper() if basis == 'guess' else basis}")
+    for p in plans:
+        if p.outcome != "ok":
+            lines.append(f"{p.deployment['accelerator']}: " + "; ".join(p.reasons))
+    lines += [f"  ~ {a}" for a in plans[0].approximations]
     return "\n".join(lines)
 
 
 def cmd_predict(args) -> int:
-    deployment = _deployment(args)
+    deployment, catalog = _deployment(args)
     batches = _batches(args.batch)
-    model = _load(args)
-    out = model.predict_interval(deployment.query(batches), confidence_level=args.confidence)
+    live = _measured(args, deployment)
+    model = _load(args, catalog)
+    out = model.predict_interval(deployment.query(batches), confidence_level=args.confidence, live=live)
     if args.plot:
         grid = batch_grid(int(max(batches)) if max(batches) >= 2 else 2)
-        _plot(args.plot, grid, model.predict_interval(deployment.query(grid), confidence_level=args.confidence),
-              f"{deployment.model} on {deployment.accelerators}x {deployment.accelerator}")
+        _plot(args.plot, grid, model.predict_interval(deployment.query(grid), confidence_level=args.confidence,
+                                                      live=live),
+              _title(deployment), args.confidence, measured=live)
     if args.output == "json":
         print(json.dumps({"confidence_level": args.confidence, "points": [
             {"batch_size": b, "throughput": r.point, "lower": r.lower, "upper": r.upper,
              "confidence": r.confidence} for b, r in zip(batches, out.itertuples())]}, indent=2))
         return 0
-    print(f"{args.model} on {args.accelerators}x {args.accelerator} ({args.engine}, {args.precision}); "
-          f"{args.confidence:.0%} intervals of generated tokens/s")
+    print(f"{_title(deployment)}; {args.confidence:.0%} intervals of generated tokens/s per replica")
     print(f"{'batch':>7} {'predicted':>11} {'lower':>11} {'upper':>11} {'confidence':>10}")
     for b, r in zip(batches, out.itertuples()):
         print(f"{b:>7g} {r.point:>11,.0f} {r.lower:>11,.0f} {r.upper:>11,.0f} {r.confidence:>10.2f}")
@@ -239,9 +494,10 @@ def cmd_predict(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    deployment = _deployment(args)
-    model = _load(args)
-    info = model.explain(deployment.query([args.batch_size]))[0]
+    deployment, catalog = _deployment(args)
+    live = _measured(args, deployment)
+    model = _load(args, catalog)
+    info = model.explain(deployment.query([args.batch]), live=live)[0]
     if args.output == "json":
         print(json.dumps(info, indent=2, default=float))
         return 0
@@ -405,101 +661,143 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_completion(args) -> int:
+    """The shell completion script (from this very parser, so it never goes stale)."""
+    try:
+        import shtab
+    except ImportError:
+        raise InputError("shell completion needs shtab: pip install 'ala[cli]'") from None
+    print(shtab.complete(build_parser(), shell=args.shell))
+    return 0
+
+
 # ------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
+    # -v is accepted before or after the subcommand (`ala -v plan ...`, `ala plan ... -v`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="log what the library decides (on stderr)")
     parser = argparse.ArgumentParser(prog="ala", description="Capacity planning for LLM serving: throughput "
                                      "curves with calibrated intervals, batch size and replicas.",
-                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what the library decides")
+                                     epilog=EXAMPLES, formatter_class=HelpFormatter, parents=[common])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("plan", help="recommend batch size and replicas for a demand",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _deployment_args(p)
-    g = p.add_argument_group("demand and objectives")
-    g.add_argument("--demand-tokens-per-second", type=float, help="output tokens/s to serve")
-    g.add_argument("--demand-requests-per-second", type=float, help="requests/s to serve (needs --output-tokens)")
-    g.add_argument("--max-itl-ms", type=float, help="maximum inter-token latency (ms)")
-    g.add_argument("--max-request-latency-s", type=float, help="maximum request latency (s)")
+    def command(name: str, help: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, parents=[common], formatter_class=HelpFormatter,
+                              **kwargs)
+
+    p = command("plan", "recommend batch size and replicas for a demand, or compare accelerators", epilog=EXAMPLES)
+    _deployment_args(p, compare=True)
+    g = p.add_argument_group("demand")
+    g.add_argument("--demand-tokens-per-second", type=float, metavar="TOKENS/S",
+                   help="output (generated) tokens per second to serve, all replicas together")
+    g.add_argument("--demand-requests-per-second", type=float, metavar="REQ/S",
+                   help="requests per second to serve (converted with --output-tokens)")
+    g = p.add_argument_group("latency objectives (SLOs)")
+    g.add_argument("--max-itl-ms", type=float, metavar="MS", help="maximum inter-token latency, in ms")
+    g.add_argument("--max-tpot-ms", type=float, metavar="MS",
+                   help="maximum time per output token (per request, first token excluded), in ms")
+    g.add_argument("--max-ttft-ms", type=float, metavar="MS",
+                   help="maximum time to first token, in ms (approximated; needs --input-tokens)")
+    g.add_argument("--max-request-latency-s", type=float, metavar="S",
+                   help="maximum request latency including the first token, in seconds (needs --output-tokens)")
+    g.add_argument("--slo-statistic", default="mean", choices=["mean", "p50", "p90", "p95", "p99"],
+                   help="which statistic the objectives bound (percentiles are approximated from the means)")
+    g.add_argument("--goodput", metavar="ttft:MS,tpot:MS,e2el:MS",
+                   help="vLLM bench's goodput SLOs: a request is good when it meets all of them (ms each)")
+    g.add_argument("--goodput-share", type=float, default=0.9, metavar="SHARE",
+                   help="share of requests that must be good, in (0, 1)")
     g = p.add_argument_group("policy")
-    g.add_argument("--confidence", type=float, default=0.9, help="interval level in (0, 1) (default 0.9)")
-    g.add_argument("--min-replicas", type=int, default=1)
-    g.add_argument("--max-replicas", type=int)
-    g.add_argument("--headroom", type=float, default=0.1, help="extra capacity as a fraction (default 0.1)")
-    g.add_argument("--price-per-hour", type=float, help="price of one accelerator-hour (default: catalog's indicative price)")
-    g.add_argument("--max-batch", type=int, default=1024, help="largest batch to consider (default 1024)")
-    g.add_argument("--no-alternatives", action="store_true", help="skip other accelerators")
-    p.add_argument("--plot", help="write the curve, its interval and the chosen batch to this PNG/SVG")
+    g.add_argument("--confidence", type=float, default=0.9, metavar="LEVEL",
+                   help="level of the throughput interval replicas are sized on, in (0, 1)")
+    g.add_argument("--min-replicas", type=int, default=1, metavar="N", help="fewest replicas to recommend")
+    g.add_argument("--max-replicas", type=int, metavar="N", help="most replicas to recommend (default: no cap)")
+    g.add_argument("--headroom", type=float, default=0.1, metavar="FRACTION",
+                   help="extra capacity above the demand, as a fraction")
+    g.add_argument("--price-per-hour", type=float, metavar="USD",
+                   help="price of one accelerator-hour, in USD (default: the catalog's indicative price)")
+    g.add_argument("--max-batch", type=int, default=1024, metavar="N", help="largest batch size to consider")
+    g.add_argument("--no-alternatives", action="store_true", help="do not plan other accelerators and counts")
+    p.add_argument("--plot", metavar="PNG|SVG",
+                   help="draw the curve, its interval, your measurements, the ITL limit and the chosen batch")
     _model_args(p)
     p.set_defaults(func=cmd_plan)
 
-    p = sub.add_parser("predict", help="throughput curve with intervals at given batch sizes")
+    p = command("predict", "throughput curve with intervals at given batch sizes")
     _deployment_args(p)
-    p.add_argument("--batch", default="1,8,16,32,64,128,256", help="comma-separated batch sizes")
-    p.add_argument("--confidence", type=float, default=0.9, help="interval level in (0, 1) (default 0.9)")
-    p.add_argument("--plot", help="write the curve with its interval band to this PNG/SVG")
+    p.add_argument("--batch", default="1,8,16,32,64,128,256", metavar="N[,N...]",
+                   help="batch sizes (concurrent sequences), comma-separated")
+    p.add_argument("--confidence", type=float, default=0.9, metavar="LEVEL", help="interval level, in (0, 1)")
+    p.add_argument("--plot", metavar="PNG|SVG", help="draw the curve with its interval band and your measurements")
     _model_args(p)
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("explain", help="where a prediction comes from")
+    p = command("explain", "where a prediction comes from")
     _deployment_args(p)
-    p.add_argument("--batch-size", type=float, default=32.0, help="batch size to explain (default 32)")
+    p.add_argument("--batch", "--batch-size", type=float, default=32.0, metavar="N", dest="batch",
+                   help="batch size (concurrent sequences) to explain")
     _model_args(p)
     p.set_defaults(func=cmd_explain)
 
-    p = sub.add_parser("fit", help="fit on benchmark files and save the model")
-    p.add_argument("--data", nargs="*", default=[], help="benchmark CSV files (added to the bundled data)")
+    p = command("fit", "fit on benchmark files and save the model")
+    p.add_argument("--data", nargs="*", default=[], metavar="CSV",
+                   help="benchmark CSV files (added to the bundled data)")
     p.add_argument("--no-bundled", action="store_true", help="fit on --data alone")
-    p.add_argument("--out", required=True, help="model file to write")
+    p.add_argument("--out", required=True, metavar="FILE", help="model file to write")
     p.add_argument("--compact", action="store_true",
                    help="save data and settings only (about 100 kB; loading refits, about 30 s) instead of "
                         "also the fitted state (about 20 MB; loads in about a second under the same library "
                         "versions)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--output", choices=["table", "json"], default="table")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the fit")
+    _output_arg(p)
     p.set_defaults(func=cmd_fit)
 
-    p = sub.add_parser("import", help="convert benchmark tool results (vLLM, GuideLLM, inference-perf) to CSV")
-    p.add_argument("files", nargs="+", help="result JSON files")
-    p.add_argument("--format", default="auto", choices=["auto", *READERS])
-    p.add_argument("--accelerator", required=True, help="accelerator the results were measured on")
-    p.add_argument("--accelerators", type=int, default=1, help="accelerators per replica")
-    p.add_argument("--precision", default="bfloat16")
+    p = command("import", "convert benchmark tool results (vLLM, GuideLLM, inference-perf) to CSV")
+    p.add_argument("files", nargs="+", metavar="FILE", help="result JSON files")
+    p.add_argument("--format", default="auto", choices=["auto", *READERS], help="which tool wrote the files")
+    p.add_argument("--accelerator", required=True, metavar="NAME", help="accelerator the results were measured on")
+    p.add_argument("--accelerators", type=int, default=1, metavar="N", help="accelerators per replica")
+    p.add_argument("--precision", default="bfloat16", help="weight precision of the measured deployment")
     p.add_argument("--engine", help="serving engine (default: from the file, else vLLM)")
-    p.add_argument("--model", help="model id when the files do not name it")
-    p.add_argument("--workload", default="unspecified")
-    p.add_argument("--out", help="CSV file to write (default: stdout)")
+    p.add_argument("--model", metavar="ID", help="model id when the files do not name it")
+    p.add_argument("--workload", default="unspecified", help="workload kind: chat, code, reasoning, synthetic, ...")
+    p.add_argument("--out", metavar="CSV", help="CSV file to write (default: stdout)")
     p.set_defaults(func=cmd_import)
 
-    p = sub.add_parser("evaluate", help="the accuracy benchmark (tasks A-D) beside the baselines")
-    p.add_argument("--folds", type=int, default=5)
+    p = command("evaluate", "the accuracy benchmark (tasks A-D) beside the baselines")
+    p.add_argument("--folds", type=int, default=5, metavar="K", help="cross-validation folds")
     p.add_argument("--tasks", default="ABCD", help="subset of ABCD")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--quick", action="store_true", help="smaller models, for a fast look")
-    p.add_argument("--data", nargs="*", default=[], help="extra benchmark CSV files")
-    p.add_argument("--save", help="write the markdown tables to this file")
-    p.add_argument("--output", choices=["table", "json"], default="table")
+    p.add_argument("--data", nargs="*", default=[], metavar="CSV", help="extra benchmark CSV files")
+    p.add_argument("--save", metavar="MD", help="write the markdown tables to this file")
+    _output_arg(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("catalog", help="list the models or accelerators the catalog knows, with sources")
-    p.add_argument("what", choices=["models", "accelerators"])
-    p.add_argument("--output", choices=["table", "json"], default="table")
+    p = command("catalog", "list the models or accelerators the catalog knows, with sources")
+    p.add_argument("what", choices=["models", "accelerators"], help="which table")
+    _output_arg(p)
     p.set_defaults(func=cmd_catalog)
 
-    p = sub.add_parser("bench", help="speed figures: fit, prediction and planning times")
-    p.add_argument("--plans", type=int, default=0,
-                   help="how many bundled configurations to plan (default 0: every one)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--output", choices=["table", "json"], default="table")
+    p = command("bench", "speed figures: fit, prediction and planning times, cold and warm")
+    p.add_argument("--plans", type=int, default=0, metavar="N",
+                   help="how many bundled configurations to plan (0: every one)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the fit")
+    _output_arg(p)
     p.set_defaults(func=cmd_bench)
+
+    p = command("completion", "print a shell completion script (bash: ala completion bash > "
+                              "~/.local/share/bash-completion/completions/ala)")
+    p.add_argument("shell", choices=["bash", "zsh", "tcsh"], help="which shell")
+    p.set_defaults(func=cmd_completion)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     confidence = getattr(args, "confidence", None)
     if confidence is not None and not 0 < confidence < 1:
@@ -507,7 +805,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
-    except (InputError, BenchmarkError, ModelFileError, UnknownAcceleratorError, UnknownModelError) as exc:
+    except (InputError, BenchmarkError, ModelFileError, UnknownAcceleratorError, UnknownModelError,
+            CatalogFileError) as exc:
         print(f"ala: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (`ala catalog models | head`): not an error

@@ -136,12 +136,22 @@ class ALA(BaseEstimator):
                     len(cal), self.fit_seconds_)
         return self
 
+    def use_catalog(self, catalog: Catalog) -> "ALA":
+        """Answer queries with ``catalog`` (for example the bundled one extended by a user's
+        models and accelerators); training features keep the facts they were fitted with."""
+        check_is_fitted(self, "regressor_")
+        self.catalog_ = catalog
+        self.__dict__.pop("_facts_memo", None)  # facts were computed from the old catalog
+        self.__dict__.pop("_evidence", None)
+        return self
+
     # ------------------------------------------------------- kept facts
     def __getstate__(self) -> dict:
         # The memo is a cache of pure functions of the fitted model: never pickled, so a
         # model pickles to the same bytes before and after any number of predictions.
         state = super().__getstate__()
         state.pop("_facts_memo", None)
+        state.pop("_evidence", None)  # the planner's index of what was benchmarked
         return state
 
     def _memo(self) -> BoundedMemo:

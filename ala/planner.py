@@ -82,18 +82,51 @@ class Demand:
         return value
 
 
+#: Assumed coefficient of variation of each latency across requests (TTFT, TPOT), or across
+#: tokens (ITL), used to turn the model's means into percentiles: a lognormal with this
+#: spread and the predicted mean. Not measured by ALA (the bundled data has means only);
+#: plans with a percentile objective say so.
+LATENCY_CV = {"ttft": 0.5, "itl": 0.6, "tpot": 0.15, "request_latency": 0.3}
+#: Prefill is taken at this share of the accelerators' dense peak FLOPS (TTFT approximation).
+PREFILL_FLOPS_SHARE = 0.5
+
+
+def latency_factor(metric: str, quantile: float | None) -> float:
+    """Percentile over mean of ``metric`` under the assumed lognormal spread (1 for the mean)."""
+    if quantile is None:
+        return 1.0
+    from scipy.stats import norm
+
+    sigma = math.sqrt(math.log1p(LATENCY_CV[metric] ** 2))
+    return float(math.exp(-sigma ** 2 / 2 + sigma * norm.ppf(quantile)))
+
+
 @dataclass(frozen=True)
 class Objectives:
-    """Latency objectives; either may be absent."""
+    """Latency objectives, each optional.
+
+    ``quantile`` says which statistic they bound: ``None`` the mean, 0.9 the 90th
+    percentile across requests (tokens for ITL). Percentiles are approximated from the
+    predicted means (see ``LATENCY_CV``).
+    """
 
     max_itl_ms: float | None = None
     max_request_latency_s: float | None = None
+    max_ttft_ms: float | None = None
+    max_tpot_ms: float | None = None
+    quantile: float | None = None
 
     def __post_init__(self):
-        for name in ("max_itl_ms", "max_request_latency_s"):
+        for name in ("max_itl_ms", "max_request_latency_s", "max_ttft_ms", "max_tpot_ms"):
             value = getattr(self, name)
             if value is not None and not (np.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be positive, got {value}.")
+        if self.quantile is not None and not 0 < self.quantile < 1:
+            raise ValueError(f"quantile must lie strictly between 0 and 1, got {self.quantile}.")
+
+    @property
+    def statistic(self) -> str:
+        return "mean" if self.quantile is None else f"p{100 * self.quantile:g}"
 
 
 @dataclass(frozen=True)
@@ -139,6 +172,8 @@ class Plan:
     replicas_clipped_by: str | None = None
     reasons: list[str] = field(default_factory=list)
     alternatives: list[dict] = field(default_factory=list)
+    evidence: dict | None = None
+    approximations: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -163,33 +198,52 @@ def _price(deployment: Deployment, given: float | None, catalog: Catalog) -> tup
 
 def choose(batches: np.ndarray, point: np.ndarray, lower: np.ndarray, upper: np.ndarray,
            confidence: np.ndarray, deployment: Deployment, demand: float, objectives: Objectives,
-           policy: Policy, price: float | None, price_source: str) -> Plan:
+           policy: Policy, price: float | None, price_source: str, prefill_s: float = 0.0) -> Plan:
     """Plan from a predicted curve (pure arithmetic; see module docstring).
 
     Notes
     -----
-    Latencies are taken at the conservative throughput ``lower(bb)``:
-    ``itl(bb) = bb / lower(bb)`` and ``request(bb) = oo * bb / lower(bb)``. The batch is
-    the smallest within ``PLATEAU`` of the best feasible ``lower(bb)``; replicas are
-    ``ceil(D (1 + headroom) / thpt)`` with ``thpt`` = lower (target), upper (lower
-    bound) and the lower end of the doubled-tail interval (upper bound).
+    Latencies are taken at the conservative throughput ``lower(bb)``: the mean inter-token
+    latency (and time per output token) ``itl(bb) = bb / lower(bb)``, the time to first
+    token ``ttft(bb) = prefill_s + itl(bb)`` and the request latency
+    ``ttft(bb) + (oo - 1) itl(bb)``; a percentile objective multiplies the mean by
+    :func:`latency_factor`. The batch is the smallest within ``PLATEAU`` of the best
+    feasible ``lower(bb)``; replicas are ``ceil(D (1 + headroom) / thpt)`` with ``thpt`` =
+    lower (target), upper (lower bound) and the lower end of the doubled-tail interval
+    (upper bound).
     """
     plan = Plan(outcome="ok", deployment=asdict(deployment), demand_tokens_per_s=demand)
+    q = objectives.quantile
     itl_ms = 1000.0 * batches / lower
-    feasible = np.isfinite(lower) & (lower > 0)
+    ttft_ms = 1000.0 * prefill_s + itl_ms
+    req_s = None if deployment.output_tokens is None else (
+        ttft_ms + (deployment.output_tokens - 1) * itl_ms) / 1000.0
+    checks = []  # (objective name, value at the statistic, limit, unit)
     if objectives.max_itl_ms is not None:
-        feasible &= itl_ms <= objectives.max_itl_ms
-    req_s = None
+        checks.append(("max_itl_ms", itl_ms * latency_factor("itl", q), objectives.max_itl_ms, "inter-token latency"))
+    if objectives.max_tpot_ms is not None:
+        checks.append(("max_tpot_ms", itl_ms * latency_factor("tpot", q), objectives.max_tpot_ms,
+                       "time per output token"))
+    if objectives.max_ttft_ms is not None:
+        if deployment.input_tokens is None:
+            raise ValueError("a time-to-first-token objective needs input_tokens.")
+        checks.append(("max_ttft_ms", ttft_ms * latency_factor("ttft", q), objectives.max_ttft_ms,
+                       "time to first token"))
     if objectives.max_request_latency_s is not None:
-        if deployment.output_tokens is None:
+        if req_s is None:
             raise ValueError("a request-latency objective needs output_tokens.")
-        req_s = deployment.output_tokens * batches / lower
-        feasible &= req_s <= objectives.max_request_latency_s
+        checks.append(("max_request_latency_s", req_s * latency_factor("request_latency", q),
+                       objectives.max_request_latency_s, "request latency"))
+    feasible = np.isfinite(lower) & (lower > 0)
+    for _, value, limit, _ in checks:
+        feasible &= value <= limit
     if not feasible.any():
         plan.outcome = "infeasible"
-        plan.reasons.append(f"no batch size meets the objectives even at batch {int(batches[0])}: "
-                            f"predicted inter-token latency there is {itl_ms[0]:.1f} ms at the "
-                            f"conservative throughput")
+        missed = [f"{label} {value[0]:.4g} > {name}={limit:g}" for name, value, limit, label in checks
+                  if value[0] > limit]
+        plan.reasons.append(f"no batch size meets the objectives even at batch {int(batches[0])}: predicted "
+                            f"{objectives.statistic} " + ("; ".join(missed) or "throughput is not positive") +
+                            " at the conservative throughput")
         return plan
     best = np.max(np.where(feasible, lower, -np.inf))
     pick = int(np.flatnonzero(feasible & (lower >= (1 - PLATEAU) * best))[0])
@@ -197,15 +251,10 @@ def choose(batches: np.ndarray, point: np.ndarray, lower: np.ndarray, upper: np.
     bb = batches[pick]
     if overall > pick and not feasible[overall]:
         # The objective violated at the unconstrained best batch is the one that binds.
-        if objectives.max_itl_ms is not None and itl_ms[overall] > objectives.max_itl_ms:
-            plan.batch_limited_by = "max_itl_ms"
-            plan.reasons.append(f"batch {int(bb)} is the best whose inter-token latency "
-                                f"({itl_ms[pick]:.1f} ms) meets max_itl_ms={objectives.max_itl_ms:g}")
-        else:
-            plan.batch_limited_by = "max_request_latency_s"
-            plan.reasons.append(f"batch {int(bb)} is the best whose request latency "
-                                f"({req_s[pick]:.2f} s) meets max_request_latency_s="
-                                f"{objectives.max_request_latency_s:g}")
+        name, value, limit, label = next(c for c in checks if c[1][overall] > c[2])
+        plan.batch_limited_by = name
+        plan.reasons.append(f"batch {int(bb)} is the best whose {objectives.statistic} {label} "
+                            f"({value[pick]:.4g}) meets {name}={limit:g}")
     else:
         plan.batch_limited_by = "throughput_peak"
         plan.reasons.append(f"batch {int(bb)} reaches the throughput plateau (within {PLATEAU:.0%} of "
@@ -216,8 +265,12 @@ def choose(batches: np.ndarray, point: np.ndarray, lower: np.ndarray, upper: np.
                                    "confidence_level": policy.confidence_level}
     plan.confidence = float(confidence[pick])
     plan.latency = {"itl_ms": float(itl_ms[pick]), "itl_ms_at_point": float(1000 * bb / p),
-                    "request_latency_s": None if deployment.output_tokens is None else
-                    float(deployment.output_tokens * bb / lo)}
+                    "ttft_ms": float(ttft_ms[pick]) if deployment.input_tokens is not None else None,
+                    "request_latency_s": None if req_s is None else float(req_s[pick]),
+                    "statistic": "mean"}
+    if q is not None:
+        plan.latency["at_statistic"] = {"statistic": objectives.statistic, **{
+            name: float(value[pick]) for name, value, _, _ in checks}}
     if not (lo > 0 and p / lo <= MAX_INTERVAL_RATIO):
         plan.outcome = "insufficient_data"
         plan.reasons.append(f"the {policy.confidence_level:.0%} throughput interval [{lo:.0f}, {hi:.0f}] "
@@ -290,6 +343,8 @@ def plan(model, deployment: Deployment, demand: Demand, objectives: Objectives =
         candidates += _alternatives(model.catalog_, deployment)
     query = pd.concat([c.query(grid) for c in candidates], ignore_index=True)
     out = model.predict_interval(query, confidence_level=policy.confidence_level, live=live)
+    prefill = prefill_seconds(model.catalog_, candidates)
+    known = Evidence.of_model(model)
     n = grid.size
     plans = []
     for i, cand in enumerate(candidates):
@@ -297,10 +352,13 @@ def plan(model, deployment: Deployment, demand: Demand, objectives: Objectives =
         # A price the user gave is for their accelerator; others use the catalog's.
         same = cand.accelerator.lower() == deployment.accelerator.lower()
         price, source = _price(cand, policy.price_per_hour if same else None, model.catalog_)
-        plans.append(choose(grid, part["point"].to_numpy(), part["lower"].to_numpy(),
-                            part["upper"].to_numpy(), part["confidence"].to_numpy(), cand, tokens,
-                            objectives, policy, price, source))
+        one = choose(grid, part["point"].to_numpy(), part["lower"].to_numpy(),
+                     part["upper"].to_numpy(), part["confidence"].to_numpy(), cand, tokens,
+                     objectives, policy, price, source, prefill_s=prefill[i])
+        one.evidence = known.of(cand, one, live_points=int(part["k_live"].max()))
+        plans.append(one)
     main = plans[0]
+    main.approximations = _approximations(deployment, objectives)
     if alternatives:
         ranked = sorted((p for p in plans[1:] if p.outcome == "ok" and p.cost and
                          p.cost.get("per_million_output_tokens") is not None),
@@ -311,8 +369,134 @@ def plan(model, deployment: Deployment, demand: Demand, objectives: Objectives =
                               "throughput_per_replica": p.throughput_per_replica["value"],
                               "cost_per_hour": p.cost["per_hour"],
                               "cost_per_million_output_tokens": p.cost["per_million_output_tokens"],
-                              "price_source": p.cost["price_source"]} for p in ranked[:top]]
+                              "price_source": p.cost["price_source"],
+                              "basis": p.evidence["basis"]} for p in ranked[:top]]
     return main
+
+
+def prefill_seconds(catalog: Catalog, deployments: list[Deployment]) -> list[float]:
+    """Approximate prefill time of one request's prompt on each deployment (0 without an
+    input length): the larger of its compute, ``2 P_active in / (PREFILL_FLOPS_SHARE x
+    peak FLOPS)``, and one read of the weights."""
+    from .features import config_features
+
+    if deployments[0].input_tokens is None:  # candidates share the main deployment's lengths
+        return [0.0] * len(deployments)
+    rows = pd.concat([d.query([1.0]) for d in deployments], ignore_index=True)
+    feats = config_features(rows, catalog)
+    return [float(max(d.input_tokens * f["t_comp"] / PREFILL_FLOPS_SHARE, f["t_mem"]))
+            for d, (_, f) in zip(deployments, feats.iterrows())]
+
+
+def _approximations(deployment: Deployment, objectives: Objectives) -> list[str]:
+    notes = []
+    if deployment.input_tokens is not None:
+        notes.append(f"time to first token is approximated as the prefill of one prompt at "
+                     f"{PREFILL_FLOPS_SHARE:.0%} of peak dense FLOPS (or one read of the weights, if longer) "
+                     f"plus one decode step; queueing for a free slot is not included")
+    if objectives.quantile is not None:
+        used = [m for m, attr in (("itl", "max_itl_ms"), ("tpot", "max_tpot_ms"), ("ttft", "max_ttft_ms"),
+                                  ("request_latency", "max_request_latency_s"))
+                if getattr(objectives, attr) is not None]
+        notes.append(f"{objectives.statistic} latencies are the predicted means times a lognormal factor with an "
+                     f"assumed spread (coefficient of variation " +
+                     ", ".join(f"{m} {LATENCY_CV[m]:g}" for m in used) + "); the bundled benchmarks give means "
+                     "only, so this factor is not validated: measure percentiles with your benchmark tool "
+                     "before relying on them")
+    return notes
+
+
+#: Below this confidence a plan says what to benchmark next.
+LOW_CONFIDENCE = 0.5
+
+
+class Evidence:
+    """What the fitted model has seen, to tell a plan from benchmarks apart from a guess.
+
+    ``benchmarked``: this model, accelerator, count, engine and precision were measured;
+    ``related``: the accelerator and the model's family were measured, not together in
+    this configuration; ``guess``: the accelerator or the model family was never measured,
+    and the curve is transferred by specs alone.
+    """
+
+    @classmethod
+    def of_model(cls, model) -> "Evidence":
+        """The model's evidence, kept on it until its catalog changes (never pickled)."""
+        found = model.__dict__.get("_evidence")
+        if found is None or found[0] is not model.catalog_ or found[1] is not model.configs_:
+            found = (model.catalog_, model.configs_, cls(model))
+            model.__dict__["_evidence"] = found
+        return found[2]
+
+    def __init__(self, model):
+        from .catalog import model_family
+        from .features import _framework_key
+
+        self.catalog = model.catalog_
+        self._family, self._engine = model_family, _framework_key
+        self._names: dict[tuple[str, str], str] = {}
+        configs = model.configs_[["model", "hardware", "num_gpus", "framework", "precision"]].drop_duplicates()
+        self.hardware = {self._accelerator(h) for h in configs["hardware"]}
+        self.families = {model_family(self._model(m)) for m in configs["model"]}
+        self.exact = {(self._model(m), self._accelerator(h), int(g), _framework_key(f), str(pr).lower())
+                      for m, h, g, f, pr in configs.itertuples(index=False)}
+        self.pairs = {(k[0], k[1]) for k in self.exact}
+
+    def _canonical(self, kind: str, name: str) -> str:
+        key = (kind, str(name))
+        if key not in self._names:  # catalog lookups scan the table: once per distinct name
+            try:
+                row = self.catalog.accelerator(name) if kind == "accelerator" else self.catalog.model(name)
+                self._names[key] = str(row["name" if kind == "accelerator" else "model"]).lower()
+            except KeyError:
+                self._names[key] = str(name).lower()
+        return self._names[key]
+
+    def _accelerator(self, name: str) -> str:
+        return self._canonical("accelerator", name)
+
+    def _model(self, name: str) -> str:
+        return self._canonical("model", name)
+
+    def of(self, d: Deployment, plan: Plan, live_points: int = 0) -> dict:
+        m, h = self._model(d.model), self._accelerator(d.accelerator)
+        key = (m, h, int(d.accelerators), self._engine(d.engine), str(d.precision).lower())
+        family = self._family(m)
+        if key in self.exact:
+            basis, why = "benchmarked", "this configuration was benchmarked"
+        elif h not in self.hardware:
+            basis, why = "guess", f"no benchmark of {d.accelerator} in the data: transferred from other accelerators " \
+                                  f"by their specs"
+        elif family not in self.families:
+            basis, why = "guess", f"no benchmark of the {family} family in the data: transferred from other models " \
+                                  f"by size and shape"
+        elif (m, h) in self.pairs:
+            basis, why = "related", f"{d.model} was benchmarked on {d.accelerator}, not with this count, engine " \
+                                    f"or precision"
+        else:
+            basis, why = "related", f"{d.accelerator} and the {family} family were benchmarked, not this model on it"
+        if live_points:
+            why += f"; {live_points} measurement(s) of it given"
+        out = {"basis": basis, "why": why, "confidence": plan.confidence, "benchmark_next": None}
+        if live_points == 0 and (basis != "benchmarked" or plan.confidence is None
+                                  or plan.confidence < LOW_CONFIDENCE):
+            out["benchmark_next"] = _benchmark_next(d, plan)
+        return out
+
+
+def _benchmark_next(d: Deployment, plan: Plan) -> dict:
+    """Which measurements would narrow this plan most: the configuration itself at a few
+    concurrencies around the chosen batch (the curve's rise, its knee and the plateau)."""
+    chosen = plan.batch_size or 32
+    levels = sorted({1, max(2, chosen // 4), chosen, min(2 * chosen, 1024)})
+    tokens = (f" --random-input-len {int(d.input_tokens)}" if d.input_tokens else "") + (
+        f" --random-output-len {int(d.output_tokens)}" if d.output_tokens else "")
+    return {"configuration": f"{d.model} on {d.accelerators}x {d.accelerator} ({d.engine}, {d.precision})",
+            "batch_sizes": levels,
+            "how": f"for N in {' '.join(map(str, levels))}: vllm bench serve --model {d.model} --dataset-name random"
+                   f"{tokens} --max-concurrency $N --num-prompts $((N*20)) --percentile-metrics ttft,tpot,itl,e2el "
+                   f"--save-result; then ala import *.json --accelerator {d.accelerator} --accelerators "
+                   f"{d.accelerators} --out mine.csv and ala fit --data mine.csv --out mine.ala"}
 
 
 def _alternatives(catalog: Catalog, deployment: Deployment) -> list[Deployment]:

@@ -127,3 +127,112 @@ def test_bench_prints_figures(run):
     assert figures["plans"] == 3 and figures["fit_seconds"] > 0
     assert figures["predict_ms_per_query_batched"] > 0 and figures["plan_ms_median"] > 0
     assert 0 < figures["warm_plan_seconds_load_then_plan"] and figures["warm_over_cold"] > 0
+
+
+CONFIGS = Path(__file__).resolve().parents[1] / "fixtures" / "model_configs"
+
+
+def test_several_accelerators_compare_in_one_table(run, model_file):
+    argv = [a for a in PLAN]
+    argv[argv.index("H100")] = "H100,B200,A100:4"
+    out = run(*argv, "--model-file", model_file, "--output", "json", check=0)
+    doc = json.loads(out.stdout)
+    rows = doc["comparison"]
+    assert [(r["deployment"]["accelerator"], r["deployment"]["accelerators"]) for r in rows] == [
+        ("H100", 1), ("B200", 1), ("A100", 4)]
+    assert all(r["evidence"]["basis"] in {"benchmarked", "related", "guess"} for r in rows)
+    assert doc["schema_version"] == 1 and doc["objectives"]["max_itl_ms"] == 50
+    table = run(*argv, "--model-file", model_file, check=0).stdout
+    assert table.count("\n") >= 4 and "A100" in table and "basis" in table
+
+
+def test_a_model_and_accelerator_the_catalog_lacks_from_config_and_flags(run, model_file):
+    """A new accelerator by its specs and a model by its config.json: planned, and marked a guess
+    with what to benchmark next."""
+    argv = ["plan", "--model", "acme/Qwen3-30B-A3B-finetune", "--model-config", CONFIGS / "qwen3-30b-a3b.json",
+            "--accelerator", "ZX-1", "--accelerator-tflops", "800", "--accelerator-bandwidth-tbps", "4",
+            "--accelerator-memory-gb", "128", "--input-tokens", "1000", "--output-tokens", "200",
+            "--demand-tokens-per-second", "10000", "--model-file", model_file, "--output", "json"]
+    out = run(*argv)
+    assert out.returncode in (0, 3), out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["evidence"]["basis"] == "guess" and "ZX-1" in doc["evidence"]["why"]
+    assert doc["evidence"]["benchmark_next"]["batch_sizes"][0] == 1
+    assert "vllm bench serve" in doc["evidence"]["benchmark_next"]["how"]
+    table = run(*argv[:-2]).stdout
+    assert "basis: GUESS" in table and "benchmark this next" in table
+    # Only some specs of an accelerator the catalog lacks: refused, naming the flags.
+    partial = argv[: argv.index("--accelerator-bandwidth-tbps")] + argv[argv.index("--input-tokens"):]
+    out = run(*partial)
+    assert out.returncode == 2 and "--accelerator-bandwidth-tbps" in out.stderr
+
+
+def test_catalog_files_extend_the_catalog_and_bad_ones_are_named(run, model_file, tmp_path):
+    acc = tmp_path / "acc.csv"
+    acc.write_text("name,peak_bf16_dense_tflops,memory_bandwidth_tbps,memory_gb,price_per_hour_usd\n"
+                   "MyChip,500,2.5,96,1.1\n")
+    models = tmp_path / "models.csv"
+    models.write_text("model,params_b\nacme/llama-ft-8b,8.0\n")
+    argv = ["predict", "--model", "acme/llama-ft-8b", "--accelerator", "MyChip", "--catalog", acc,
+            "--catalog", models, "--batch", "8,64", "--model-file", model_file, "--output", "json"]
+    points = json.loads(run(*argv, check=0).stdout)["points"]
+    assert len(points) == 2 and all(p["throughput"] > 0 for p in points)
+    acc.write_text("name,peak_bf16_dense_tflops,memory_bandwidth_tbps,memory_gb\nMyChip,500,-2,96\n")
+    out = run(*argv)
+    assert out.returncode == 2 and "acc.csv, row 2, column 'memory_bandwidth_tbps'" in out.stderr
+    acc.write_text("chip,tflops\nx,1\n")
+    out = run(*argv)
+    assert out.returncode == 2 and "needs a 'name' column" in out.stderr
+
+
+def test_goodput_in_vllm_words(run, model_file):
+    argv = list(PLAN) + ["--model-file", model_file, "--output", "json", "--goodput", "ttft:2000,tpot:60"]
+    argv[argv.index("--max-itl-ms"):argv.index("--max-itl-ms") + 2] = []
+    out = run(*argv)
+    assert out.returncode in (0, 3), out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["objectives"]["max_ttft_ms"] == 2000 and doc["objectives"]["max_tpot_ms"] == 60
+    assert doc["objectives"]["statistic"] == "p95"  # two SLOs at a 90% share: 5% misses each
+    assert any("not validated" in a for a in doc["approximations"])
+    out = run(*argv[:-1], "ttft=2000")
+    assert out.returncode == 2 and "--goodput" in out.stderr
+
+
+def test_measurements_narrow_the_interval_and_raise_confidence(run, model_file, tmp_path):
+    base = ["predict", "--model", "Qwen/Qwen3-8B", "--accelerator", "H100", "--input-tokens", "1024",
+            "--output-tokens", "256", "--batch", "16,64", "--model-file", model_file, "--output", "json"]
+    before = json.loads(run(*base, check=0).stdout)["points"]
+    measured = tmp_path / "m.csv"
+    measured.write_text("batch_size,throughput_tokens_per_s\n" + "\n".join(
+        f"{p['batch_size']:g},{p['throughput'] * 1.1:.1f}" for p in before) + "\n")
+    after = json.loads(run(*base, "--measured", measured, check=0).stdout)["points"]
+    for b, a in zip(before, after):
+        assert (a["upper"] - a["lower"]) / a["throughput"] < (b["upper"] - b["lower"]) / b["throughput"]
+        assert a["confidence"] >= b["confidence"]
+    measured.write_text("batch,thpt\n1,2\n")
+    out = run(*base, "--measured", measured)
+    assert out.returncode == 2 and "lacks column 'batch_size'" in out.stderr
+
+
+def test_verbose_anywhere_and_shell_completion(run, model_file):
+    out = run("catalog", "accelerators", "-v", check=0)
+    assert "H100" in out.stdout
+    script = run("completion", "bash", check=0).stdout
+    assert "--max-ttft-ms" in script and "catalog" in script
+
+
+def test_every_flag_has_help_and_numeric_flags_say_their_unit_or_default():
+    import argparse
+
+    from ala.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in subparsers.choices.items():
+        for action in sub._actions:
+            if not action.option_strings or action.help == argparse.SUPPRESS:
+                continue
+            assert action.help, f"ala {name} {action.option_strings[0]} has no help"
+            if action.type in (int, float) and action.default is None:
+                assert any(u in action.help for u in ("ms", "seconds", "TFLOPS", "TB/s", "GB", "USD", "tokens",
+                                                       "requests", "cap", "(0, 1)")), (name, action.option_strings)
