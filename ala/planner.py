@@ -393,7 +393,9 @@ def _approximations(deployment: Deployment, objectives: Objectives) -> list[str]
     if deployment.input_tokens is not None:
         notes.append(f"time to first token is approximated as the prefill of one prompt at "
                      f"{PREFILL_FLOPS_SHARE:.0%} of peak dense FLOPS (or one read of the weights, if longer) "
-                     f"plus one decode step; queueing for a free slot is not included")
+                     f"plus one decode step; queueing for a free slot is not included. Against 120 single-request "
+                     f"measurements of two outside sources (Splitwise, LMDeploy) the prefill term came out at a "
+                     f"median 0.69 of the measured TTFT, 90% within a factor 3: read it as optimistic")
     if objectives.quantile is not None:
         used = [m for m, attr in (("itl", "max_itl_ms"), ("tpot", "max_tpot_ms"), ("ttft", "max_ttft_ms"),
                                   ("request_latency", "max_request_latency_s"))
