@@ -124,7 +124,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data", nargs="*", default=[], metavar="CSV", help="extra benchmark CSV files to fit on")
     g.add_argument("--measured", metavar="CSV",
                    help="your measurements of this deployment (columns batch_size, throughput_tokens_per_s in "
-                        "output tokens/s per replica): they update its curve and narrow its interval")
+                        "output tokens/s per replica, optionally itl_ms): they update its curve and narrow its "
+                        "interval; measured ITL corrects the latency objectives")
     g.add_argument("--seed", type=int, default=0, help="random seed of the fit")
     g.add_argument("--no-cache", action="store_true",
                    help="fit afresh and do not read or write the cached model ($ALA_CACHE_DIR, else "
@@ -257,6 +258,8 @@ def _measured(args, deployment: Deployment) -> pd.DataFrame | None:
         raise InputError(f"--measured: {path} has no rows")
     live = deployment.query(frame["batch_size"].to_numpy(float))
     live["throughput_tokens_per_s"] = frame["throughput_tokens_per_s"].to_numpy(float)
+    if "itl_ms" in frame.columns:  # optional: the measured inter-token latency, in ms
+        live["itl_ms"] = pd.to_numeric(frame["itl_ms"], errors="coerce").to_numpy(float)
     return live
 
 

@@ -198,7 +198,8 @@ def _price(deployment: Deployment, given: float | None, catalog: Catalog) -> tup
 
 def choose(batches: np.ndarray, point: np.ndarray, lower: np.ndarray, upper: np.ndarray,
            confidence: np.ndarray, deployment: Deployment, demand: float, objectives: Objectives,
-           policy: Policy, price: float | None, price_source: str, prefill_s: float = 0.0) -> Plan:
+           policy: Policy, price: float | None, price_source: str, prefill_s: float = 0.0,
+           itl_scale: float = 1.0) -> Plan:
     """Plan from a predicted curve (pure arithmetic; see module docstring).
 
     Notes
@@ -210,11 +211,12 @@ def choose(batches: np.ndarray, point: np.ndarray, lower: np.ndarray, upper: np.
     :func:`latency_factor`. The batch is the smallest within ``PLATEAU`` of the best
     feasible ``lower(bb)``; replicas are ``ceil(D (1 + headroom) / thpt)`` with ``thpt`` =
     lower (target), upper (lower bound) and the lower end of the doubled-tail interval
-    (upper bound).
+    (upper bound). ``itl_scale`` corrects ``itl`` where measured inter-token latencies
+    differ from ``batch / throughput`` (see :func:`measured_itl_scale`).
     """
     plan = Plan(outcome="ok", deployment=asdict(deployment), demand_tokens_per_s=demand)
     q = objectives.quantile
-    itl_ms = 1000.0 * batches / lower
+    itl_ms = itl_scale * 1000.0 * batches / lower
     ttft_ms = 1000.0 * prefill_s + itl_ms
     req_s = None if deployment.output_tokens is None else (
         ttft_ms + (deployment.output_tokens - 1) * itl_ms) / 1000.0
@@ -344,6 +346,7 @@ def plan(model, deployment: Deployment, demand: Demand, objectives: Objectives =
     query = pd.concat([c.query(grid) for c in candidates], ignore_index=True)
     out = model.predict_interval(query, confidence_level=policy.confidence_level, live=live)
     prefill = prefill_seconds(model.catalog_, candidates)
+    itl_scale = measured_itl_scale(live)
     known = Evidence.of_model(model)
     n = grid.size
     plans = []
@@ -354,11 +357,15 @@ def plan(model, deployment: Deployment, demand: Demand, objectives: Objectives =
         price, source = _price(cand, policy.price_per_hour if same else None, model.catalog_)
         one = choose(grid, part["point"].to_numpy(), part["lower"].to_numpy(),
                      part["upper"].to_numpy(), part["confidence"].to_numpy(), cand, tokens,
-                     objectives, policy, price, source, prefill_s=prefill[i])
+                     objectives, policy, price, source, prefill_s=prefill[i],
+                     itl_scale=itl_scale if i == 0 else 1.0)
         one.evidence = known.of(cand, one, live_points=int(part["k_live"].max()))
         plans.append(one)
     main = plans[0]
     main.approximations = _approximations(deployment, objectives)
+    if itl_scale != 1.0:
+        main.reasons.append(f"inter-token latency scaled by {itl_scale:.2f}: the measured ITL against batch / "
+                            f"throughput at the measured batches (median)")
     if alternatives:
         ranked = sorted((p for p in plans[1:] if p.outcome == "ok" and p.cost and
                          p.cost.get("per_million_output_tokens") is not None),
@@ -374,18 +381,48 @@ def plan(model, deployment: Deployment, demand: Demand, objectives: Objectives =
     return main
 
 
+def measured_itl_scale(live: pd.DataFrame | None) -> float:
+    """Median of measured ITL over ``1000 batch / throughput`` across measurements that give
+    an ``itl_ms`` (1 without any): real engines stall decode steps for prefills, so the
+    latency a user sees can exceed what throughput alone implies."""
+    if live is None or "itl_ms" not in live.columns:
+        return 1.0
+    rows = live.dropna(subset=["itl_ms"])
+    rows = rows[(rows["itl_ms"] > 0) & (rows["throughput_tokens_per_s"] > 0)]
+    if rows.empty:
+        return 1.0
+    derived = 1000.0 * rows["batch_size"].to_numpy(float) / rows["throughput_tokens_per_s"].to_numpy(float)
+    return float(np.clip(np.median(rows["itl_ms"].to_numpy(float) / derived), 0.5, 4.0))
+
+
 def prefill_seconds(catalog: Catalog, deployments: list[Deployment]) -> list[float]:
     """Approximate prefill time of one request's prompt on each deployment (0 without an
-    input length): the larger of its compute, ``2 P_active in / (PREFILL_FLOPS_SHARE x
-    peak FLOPS)``, and one read of the weights."""
-    from .features import config_features
-
-    if deployments[0].input_tokens is None:  # candidates share the main deployment's lengths
+    input length, or for a model or accelerator the catalog lacks): the larger of its
+    compute, ``2 P_active in / (PREFILL_FLOPS_SHARE x n x peak FLOPS)``, and one read of the
+    weights, ``W / (n x bandwidth)``."""
+    if not deployments or deployments[0].input_tokens is None:  # candidates share the lengths
         return [0.0] * len(deployments)
-    rows = pd.concat([d.query([1.0]) for d in deployments], ignore_index=True)
-    feats = config_features(rows, catalog)
-    return [float(max(d.input_tokens * f["t_comp"] / PREFILL_FLOPS_SHARE, f["t_mem"]))
-            for d, (_, f) in zip(deployments, feats.iterrows())]
+    from .catalog import _norm
+
+    try:
+        facts = catalog.model(deployments[0].model)
+    except KeyError:
+        return [0.0] * len(deployments)
+    params = float(facts["params_b"]) * 1e9
+    active = float(facts["active_params_b"]) * 1e9 if np.isfinite(facts["active_params_b"]) else params
+    index = catalog._accelerator_index()  # built once: a lookup per candidate would scan the table
+    out = []
+    for d in deployments:
+        i = index.get(_norm(d.accelerator))
+        if i is None:
+            out.append(0.0)
+            continue
+        acc = catalog.accelerators.loc[i]
+        n = float(d.accelerators)
+        compute = 2.0 * active * float(d.input_tokens) / (PREFILL_FLOPS_SHARE * n * acc["peak_bf16_dense_tflops"] * 1e12)
+        weights = params * precision_bytes(d.precision) / (n * acc["memory_bandwidth_tbps"] * 1e12)
+        out.append(float(max(compute, weights)))
+    return out
 
 
 def _approximations(deployment: Deployment, objectives: Objectives) -> list[str]:

@@ -129,3 +129,50 @@ def test_plan_on_fitted_model_is_conservative_and_ranks_alternatives(small_model
     costs = [a["cost_per_million_output_tokens"] for a in p.alternatives]
     assert costs == sorted(costs) and len(costs) > 3
     assert all(0 <= a["confidence"] <= 1 for a in p.alternatives)
+
+
+def test_ttft_and_percentile_objectives():
+    from ala.planner import latency_factor
+
+    # TTFT = prefill + one decode step: 40 ms + itl (10 ms up to batch 16, 20 at 32, 40 at 64).
+    p = choose(BATCHES, POINT, LOWER, UPPER, CONF, DEP, 16000.0, Objectives(max_ttft_ms=55.0),
+               Policy(headroom=0.0), 2.0, "given", prefill_s=0.040)
+    assert p.batch_size == 16 and p.latency["ttft_ms"] == pytest.approx(50.0)
+    # Request latency = TTFT + (256 - 1) x ITL.
+    assert p.latency["request_latency_s"] == pytest.approx((50.0 + 255 * 10.0) / 1000)
+    # At p90 the same limit binds earlier: the factor of an assumed lognormal spread.
+    factor = latency_factor("ttft", 0.9)
+    assert 1.5 < factor < 1.8 and latency_factor("itl", None) == 1.0
+    p90 = choose(BATCHES, POINT, LOWER, UPPER, CONF, DEP, 16000.0, Objectives(max_ttft_ms=55.0 * factor * 0.9,
+                 quantile=0.9), Policy(headroom=0.0), 2.0, "given", prefill_s=0.040)
+    assert p90.outcome == "infeasible" and "p90 time to first token" in p90.reasons[0]
+    with pytest.raises(ValueError, match="input_tokens"):
+        choose(BATCHES, POINT, LOWER, UPPER, CONF, Deployment("m", "H100"), 1.0, Objectives(max_ttft_ms=5.0),
+               Policy(), None, "none")
+
+
+def test_measured_itl_scales_the_latency_objective():
+    import pandas as pd
+
+    from ala.planner import measured_itl_scale
+
+    live = pd.DataFrame({"batch_size": [8.0, 32.0], "throughput_tokens_per_s": [800.0, 1600.0],
+                         "itl_ms": [20.0, 40.0]})  # twice batch / throughput
+    assert measured_itl_scale(live) == pytest.approx(2.0)
+    assert measured_itl_scale(live.drop(columns="itl_ms")) == 1.0 and measured_itl_scale(None) == 1.0
+    p = choose(BATCHES, POINT, LOWER, UPPER, CONF, DEP, 16000.0, Objectives(), Policy(headroom=0.0), 2.0, "given",
+               itl_scale=2.0)
+    assert p.batch_size == 16 and p.latency["itl_ms"] == pytest.approx(20.0)  # twice 16 / 1600 s
+    assert pick(objectives=Objectives(max_itl_ms=15.0)).outcome == "ok"
+    assert choose(BATCHES, POINT, LOWER, UPPER, CONF, DEP, 16000.0, Objectives(max_itl_ms=15.0), Policy(), 2.0,
+                  "given", itl_scale=2.0).outcome == "infeasible"
+
+
+def test_prefill_from_the_catalog():
+    from ala.catalog import Catalog
+    from ala.planner import prefill_seconds
+
+    one, two = prefill_seconds(Catalog.load(), [DEP, Deployment(DEP.model, "H100", 2, input_tokens=1024)])
+    # 2 x 8.03e9 x 1024 / (0.5 x 989e12) = 33 ms on one H100; half of it on two.
+    assert one == pytest.approx(2 * 8.03e9 * 1024 / (0.5 * 989e12), rel=1e-6) and two == pytest.approx(one / 2)
+    assert prefill_seconds(Catalog.load(), [Deployment("m", "H100")]) == [0.0]
