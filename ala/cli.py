@@ -9,6 +9,7 @@ import argparse
 from dataclasses import asdict
 import json
 import logging
+import re
 import sys
 import time
 from pathlib import Path
@@ -46,21 +47,41 @@ class InputError(Exception):
     """Bad input from the user: exit status 2."""
 
 
+#: The library's field names as the command line spells them, so errors name flags.
+FLAG_NAMES = {"accelerators": "--accelerators", "input_tokens": "--input-tokens",
+              "output_tokens": "--output-tokens", "confidence_level": "--confidence",
+              "min_replicas": "--min-replicas", "max_replicas": "--max-replicas", "headroom": "--headroom",
+              "price_per_hour": "--price-per-hour", "max_batch": "--max-batch", "max_itl_ms": "--max-itl-ms",
+              "max_tpot_ms": "--max-tpot-ms", "max_ttft_ms": "--max-ttft-ms",
+              "max_request_latency_s": "--max-request-latency-s", "output_tokens_per_s": "--demand-tokens-per-second",
+              "requests_per_s": "--demand-requests-per-second", "quantile": "--slo-statistic",
+              "precision": "--precision"}
+_FIELD = re.compile(r"(?<![\w-])(" + "|".join(sorted(FLAG_NAMES, key=len, reverse=True)) + r")(?![\w-])")
+
+
+def _flagged(exc: Exception) -> InputError:
+    """A library ``ValueError`` as the user's input error, naming flags instead of fields."""
+    return InputError(_FIELD.sub(lambda m: FLAG_NAMES[m.group(1)], str(exc)))
+
+
 class Progress:
     """A one-line progress bar on stderr (plain lines when stderr is not a terminal)."""
 
-    def __init__(self, total: int, label: str):
+    def __init__(self, total: int, label: str, lines: bool = True):
         self.total, self.label, self.done = max(total, 1), label, 0
         self.tty = sys.stderr.isatty()
+        self.quiet = not (self.tty or lines)  # plain lines only where asked for
 
     def step(self, message: str) -> None:
         self.done += 1
+        if self.quiet:
+            return
         filled = int(30 * min(self.done, self.total) / self.total)
-        bar = f"[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} {self.label}: {message}"
-        print(("\r" + bar) if self.tty else bar, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+        bar = f"[{'#' * filled}{'.' * (30 - filled)}] {min(self.done, self.total)}/{self.total} {self.label}: {message}"
+        print(("\r\033[K" + bar) if self.tty else bar, end="" if self.tty else "\n", file=sys.stderr, flush=True)
 
     def close(self) -> None:
-        if self.tty:
+        if self.tty and not self.quiet:
             print(file=sys.stderr)
 
 
@@ -191,7 +212,7 @@ def _catalog(args) -> Catalog:
                 row["aliases"] = known.get("aliases", "")
             catalog = catalog.extend(accelerators=row)
     except CatalogFileError as exc:
-        raise InputError(str(exc)) from None
+        raise _flagged(exc) from None
     return catalog
 
 
@@ -208,7 +229,7 @@ def _deployments(args) -> tuple[list[Deployment], Catalog]:
         return [Deployment(args.model, name, count, args.engine, args.precision, args.input_tokens,
                            args.output_tokens, args.workload) for name, count in names], catalog
     except ValueError as exc:
-        raise InputError(str(exc)) from None
+        raise _flagged(exc) from None
 
 
 def _deployment(args) -> tuple[Deployment, Catalog]:
@@ -225,7 +246,8 @@ def _load(args, catalog: Catalog | None = None) -> ALA:
         _say(f"loading {args.model_file} ...")
         model = load_model(args.model_file)
     else:
-        model = cached_model(bundled_paths() + [Path(p) for p in args.data], args.seed, not args.no_cache, _say)
+        model = cached_model(bundled_paths() + [Path(p) for p in args.data], args.seed, not args.no_cache, _say,
+                             progress=lambda total: Progress(total, "first fit", lines=False))
     if catalog is not None and (args.catalog or args.model_config or args.accelerator_tflops is not None
                                 or args.accelerator_bandwidth_tbps is not None
                                 or args.accelerator_memory_gb is not None):
@@ -343,7 +365,7 @@ def _objectives(args) -> Objectives:
     try:
         return Objectives(quantile=quantile, **limits)
     except ValueError as exc:
-        raise InputError(str(exc)) from None
+        raise _flagged(exc) from None
 
 
 def cmd_plan(args) -> int:
@@ -364,7 +386,7 @@ def cmd_plan(args) -> int:
             raise ValueError("a request-latency objective (--max-request-latency-s, --goodput e2el:) needs "
                              "--output-tokens")
     except ValueError as exc:
-        raise InputError(str(exc)) from None
+        raise _flagged(exc) from None
     if len(deployments) > 1 and args.measured:
         raise InputError("--measured describes one deployment: name one accelerator with it")
     if len(deployments) > 1 and args.plot:
@@ -377,7 +399,7 @@ def cmd_plan(args) -> int:
             plans.append(plan(model, deployment, demand, objectives, policy,
                               alternatives=len(deployments) == 1 and not args.no_alternatives, live=live))
         except ValueError as exc:
-            raise InputError(str(exc)) from None
+            raise _flagged(exc) from None
     echo = {"objectives": {**asdict(objectives), "statistic": objectives.statistic}, "policy": asdict(policy)}
     if len(plans) > 1:
         if args.output == "json":
@@ -524,7 +546,7 @@ def cmd_fit(args) -> int:
     try:
         model = ALA(random_state=args.seed).fit(table)
     except ValueError as exc:  # too little data is the user's input, not our bug
-        raise InputError(str(exc)) from None
+        raise _flagged(exc) from None
     save_model(model, args.out, fitted=not args.compact)
     summary = {"out": str(args.out), "curves": int(len(model.configs_)), "excluded": len(model.excluded_),
                "fit_seconds": round(model.fit_seconds_, 2)}

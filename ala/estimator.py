@@ -90,8 +90,13 @@ class ALA(BaseEstimator):
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X: TableLike, y: Any = None) -> "ALA":
-        """Fit on a benchmark table (DataFrame or CSV path(s)); ``y`` is ignored."""
+    def fit(self, X: TableLike, y: Any = None, progress=None) -> "ALA":
+        """Fit on a benchmark table (DataFrame or CSV path(s)); ``y`` is ignored.
+
+        ``progress(message)``, when given, is called at each stage (``fit_steps()`` calls in
+        all: one per annealing subset plus four), for a progress bar.
+        """
+        say = progress or (lambda message: None)
         start = time.perf_counter()
         table = read_benchmarks(X)
         curves = group_curves(table)
@@ -107,20 +112,23 @@ class ALA(BaseEstimator):
         self.training_ = table
         self.regressor_ = CurveRegressor(self.n_estimators, self.transport, self.random_state).fit(
             configs, self.features_, curves.points)
+        say("curve regressor")
         self.embedding_ = WorkloadEmbedding().fit(self.features_)
         data = TrainingSet(configs, self.features_, curves.points, self.embedding_, self.anneal_estimators,
                            self.transport, 0 if self.random_state is None else self.random_state)
         rng = np.random.default_rng(self.random_state)
-        self.annealing_ = annealed_records(data, self.n_anneal, np.random.default_rng(self.random_state))
+        self.annealing_ = annealed_records(data, self.n_anneal, np.random.default_rng(self.random_state), say)
         base = self.annealing_.records
         # Pass 1: expected error with no live point; it scales the online update's prior.
         first = ErrorPredictor(self.random_state).fit(base)
+        say("error predictor")
         base = base.assign(prior_sd=curve_sd(base, first.predict(base)))
         # Errors of a sibling-based prior are small and mostly local, those of a transfer
         # mostly a shared offset: each kind gets its own kernel.
         has_sib = base["n_siblings"].to_numpy() > 0
         self.kernels_ = {kind: fit_kernel(error_curves(base[has_sib == kind], rng))[0] for kind in (False, True)}
         shots = shot_records(base, self.kernels_, rng)
+        say("live-point records")
         # Pass 2: expected error given live points too, from the annealing records.
         self.error_predictor_ = ErrorPredictor(self.random_state).fit(pd.concat([base, shots], ignore_index=True))
         # Calibration on plain random splits, apart from the records the predictor learnt from.
@@ -128,6 +136,7 @@ class ALA(BaseEstimator):
         scores = np.abs(cal["log_error"].to_numpy()) / self._expected_error(cal)
         strata = stratum(cal["k_live"].to_numpy(), cal["n_siblings"].to_numpy(), cal["pair_seen"].to_numpy())
         self.calibrator_ = ConformalCalibrator().fit(scores, strata)
+        say("calibration")
         self.calibration_records_ = len(cal)
         self.fit_seconds_ = time.perf_counter() - start
         logger.info("fit curves=%d points=%d excluded=%d anneal steps=%d records=%d "
@@ -135,6 +144,10 @@ class ALA(BaseEstimator):
                     len(self.excluded_), self.annealing_.nit, len(base) + len(shots), self.kernels_,
                     len(cal), self.fit_seconds_)
         return self
+
+    def fit_steps(self) -> int:
+        """How many times ``fit`` calls its ``progress`` (the bar's length)."""
+        return self.n_anneal + 4
 
     def use_catalog(self, catalog: Catalog) -> "ALA":
         """Answer queries with ``catalog`` (for example the bundled one extended by a user's

@@ -43,9 +43,10 @@ def cache_key(paths: Sequence[Path], seed: int) -> str:
 
 
 def cached_model(paths: Sequence[Path], seed: int = 0, use_cache: bool = True,
-                 say: Callable[[str], None] = logger.info) -> ALA:
+                 say: Callable[[str], None] = logger.info, progress: Callable[[int], Callable] | None = None) -> ALA:
     """The model fitted on ``paths`` with ``seed``: from the cache when it holds it, else
-    fitted (and cached when ``use_cache``)."""
+    fitted (and cached when ``use_cache``). ``progress(total)``, when given, makes the
+    per-stage callback of the fit (a progress bar)."""
     path = cache_dir() / f"{cache_key(paths, seed)}.ala"
     if use_cache and path.exists():
         try:
@@ -57,7 +58,11 @@ def cached_model(paths: Sequence[Path], seed: int = 0, use_cache: bool = True,
     table = read_benchmarks(list(paths))
     say(f"fitting ALA on {table['config_id'].nunique()} benchmarked curves ({len(table)} rows); "
         f"this first fit takes about half a minute and is cached for the next calls ...")
-    model = ALA(random_state=seed).fit(table)
+    model = ALA(random_state=seed)
+    bar = None if progress is None else progress(model.fit_steps())
+    model.fit(table, progress=None if bar is None else bar.step)
+    if bar is not None:
+        bar.close()
     say(f"fitted in {model.fit_seconds_:.1f}s")
     if use_cache:
         try:

@@ -106,8 +106,10 @@ def held_out_records(data: TrainingSet, model: CurveRegressor, held_points: pd.D
     return base
 
 
-def annealed_records(data: TrainingSet, n_iter: int, rng: np.random.Generator) -> AnnealingResult:
-    """Simulated annealing over training subsets; every visited subset yields records."""
+def annealed_records(data: TrainingSet, n_iter: int, rng: np.random.Generator,
+                     progress=None) -> AnnealingResult:
+    """Simulated annealing over training subsets; every visited subset yields records
+    (``progress(message)``, when given, hears of each)."""
     groups = (data.configs["model"] + "|" + data.configs["hardware"]).to_numpy()
 
     def evaluate(mask: np.ndarray, step: int) -> pd.DataFrame:
@@ -120,7 +122,10 @@ def annealed_records(data: TrainingSet, n_iter: int, rng: np.random.Generator) -
             held = step_rng.choice(held, 150, replace=False)
         held = np.concatenate([held, np.flatnonzero(singles)])
         model = data.regressor(train, data.seed + step)
-        return held_out_records(data, model, data.held_points(held), train)
+        records = held_out_records(data, model, data.held_points(held), train)
+        if progress is not None:
+            progress(f"annealing subset {step + 1}")
+        return records
 
     def bins(records: pd.DataFrame) -> np.ndarray:
         sim_bin = np.minimum((records["sim_max"].to_numpy() * SIM_BINS).astype(int), SIM_BINS - 1)

@@ -82,7 +82,9 @@ def test_predict_and_explain_json(run, model_file):
 
 
 @pytest.mark.parametrize("args,fragment", [
-    (["--accelerators", "0"], "accelerators must be"),
+    (["--accelerators", "0"], "--accelerators must be"),
+    (["--input-tokens", "0.5"], "--input-tokens (mean tokens per request) must lie"),
+    (["--max-replicas", "0"], "--max-replicas must be at least --min-replicas"),
     (["--accelerator", "TPU-v9"], "unknown accelerator 'TPU-v9'"),
     (["--confidence", "1.5"], "--confidence"),
     (["--demand-requests-per-second", "3"], "give one of"),
