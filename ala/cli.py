@@ -447,6 +447,12 @@ def _plan_text(p) -> str:
             at = dict(lat["at_statistic"])
             lines.append(f"at {at.pop('statistic')}: " + ", ".join(f"{k.removeprefix('max_')} {v:.4g}"
                                                                  for k, v in at.items()))
+    if p.memory and p.outcome != "infeasible":
+        m = p.memory
+        lines.append(f"memory per replica: {m['weights_gb']:.0f} GB of weights in {m['usable_gb']:.0f} GB usable; the KV "
+                     f"cache holds {m['max_batch']} sequences at {int((d['input_tokens'] or 1000) + (d['output_tokens'] or 256))}"
+                     f" tokens each" + (" (token lengths assumed: give --input-tokens and --output-tokens)"
+                                        if m["tokens_assumed"] else ""))
     if p.replicas:
         r = p.replicas
         lines.append(f"replicas: {r['target']} (bounds {r['lower_bound']}-{r['upper_bound']}, uncapped {r['uncapped']})")

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .catalog import Catalog, precision_bytes
+from .feasibility import memory_fit
 
 #: A plan is refused when the throughput interval is wider than this factor.
 MAX_INTERVAL_RATIO = 5.0
@@ -174,6 +175,7 @@ class Plan:
     alternatives: list[dict] = field(default_factory=list)
     evidence: dict | None = None
     approximations: list[str] = field(default_factory=list)
+    memory: dict | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -199,7 +201,7 @@ def _price(deployment: Deployment, given: float | None, catalog: Catalog) -> tup
 def choose(batches: np.ndarray, point: np.ndarray, lower: np.ndarray, upper: np.ndarray,
            confidence: np.ndarray, deployment: Deployment, demand: float, objectives: Objectives,
            policy: Policy, price: float | None, price_source: str, prefill_s: float = 0.0,
-           itl_scale: float = 1.0) -> Plan:
+           itl_scale: float = 1.0, max_batch_fit: int | None = None) -> Plan:
     """Plan from a predicted curve (pure arithmetic; see module docstring).
 
     Notes
@@ -212,7 +214,8 @@ def choose(batches: np.ndarray, point: np.ndarray, lower: np.ndarray, upper: np.
     feasible ``lower(bb)``; replicas are ``ceil(D (1 + headroom) / thpt)`` with ``thpt`` =
     lower (target), upper (lower bound) and the lower end of the doubled-tail interval
     (upper bound). ``itl_scale`` corrects ``itl`` where measured inter-token latencies
-    differ from ``batch / throughput`` (see :func:`measured_itl_scale`).
+    differ from ``batch / throughput`` (see :func:`measured_itl_scale`); ``max_batch_fit``
+    is the most sequences the replica's KV cache holds (:mod:`ala.feasibility`).
     """
     plan = Plan(outcome="ok", deployment=asdict(deployment), demand_tokens_per_s=demand)
     q = objectives.quantile
@@ -237,12 +240,16 @@ def choose(batches: np.ndarray, point: np.ndarray, lower: np.ndarray, upper: np.
         checks.append(("max_request_latency_s", req_s * latency_factor("request_latency", q),
                        objectives.max_request_latency_s, "request latency"))
     feasible = np.isfinite(lower) & (lower > 0)
+    if max_batch_fit is not None:
+        feasible &= batches <= max_batch_fit
     for _, value, limit, _ in checks:
         feasible &= value <= limit
     if not feasible.any():
         plan.outcome = "infeasible"
         missed = [f"{label} {value[0]:.4g} > {name}={limit:g}" for name, value, limit, label in checks
                   if value[0] > limit]
+        if max_batch_fit is not None and batches[0] > max_batch_fit:
+            missed.append(f"the KV cache holds {max_batch_fit} sequence(s)")
         plan.reasons.append(f"no batch size meets the objectives even at batch {int(batches[0])}: predicted "
                             f"{objectives.statistic} " + ("; ".join(missed) or "throughput is not positive") +
                             " at the conservative throughput")
@@ -251,9 +258,14 @@ def choose(batches: np.ndarray, point: np.ndarray, lower: np.ndarray, upper: np.
     pick = int(np.flatnonzero(feasible & (lower >= (1 - PLATEAU) * best))[0])
     overall = int(np.argmax(np.where(np.isfinite(lower), lower, -np.inf)))
     bb = batches[pick]
-    if overall > pick and not feasible[overall]:
+    violated = [c for c in checks if c[1][overall] > c[2]]
+    if overall > pick and not feasible[overall] and not violated:
+        plan.batch_limited_by = "kv_cache"
+        plan.reasons.append(f"batch {int(bb)}: the KV cache holds at most {max_batch_fit} sequences at these "
+                            f"token lengths")
+    elif overall > pick and not feasible[overall]:
         # The objective violated at the unconstrained best batch is the one that binds.
-        name, value, limit, label = next(c for c in checks if c[1][overall] > c[2])
+        name, value, limit, label = violated[0]
         plan.batch_limited_by = name
         plan.reasons.append(f"batch {int(bb)} is the best whose {objectives.statistic} {label} "
                             f"({value[pick]:.4g}) meets {name}={limit:g}")
@@ -351,15 +363,28 @@ def plan(model, deployment: Deployment, demand: Demand, objectives: Objectives =
     n = grid.size
     plans = []
     for i, cand in enumerate(candidates):
-        part = out.iloc[i * n:(i + 1) * n]
-        # A price the user gave is for their accelerator; others use the catalog's.
-        same = cand.accelerator.lower() == deployment.accelerator.lower()
-        price, source = _price(cand, policy.price_per_hour if same else None, model.catalog_)
-        one = choose(grid, part["point"].to_numpy(), part["lower"].to_numpy(),
-                     part["upper"].to_numpy(), part["confidence"].to_numpy(), cand, tokens,
-                     objectives, policy, price, source, prefill_s=prefill[i],
-                     itl_scale=itl_scale if i == 0 else 1.0)
-        one.evidence = known.of(cand, one, live_points=int(part["k_live"].max()))
+        fit = memory_fit(model.catalog_, cand.model, cand.accelerator, cand.accelerators, cand.precision,
+                         cand.input_tokens, cand.output_tokens)
+        if fit is not None and not fit.fits:
+            one = Plan(outcome="infeasible", deployment=asdict(cand), demand_tokens_per_s=tokens,
+                       batch_limited_by="memory", reasons=[fit.reason(cand.accelerator, cand.accelerators)])
+        else:
+            part = out.iloc[i * n:(i + 1) * n]
+            # A price the user gave is for their accelerator; others use the catalog's.
+            same = cand.accelerator.lower() == deployment.accelerator.lower()
+            price, source = _price(cand, policy.price_per_hour if same else None, model.catalog_)
+            one = choose(grid, part["point"].to_numpy(), part["lower"].to_numpy(),
+                         part["upper"].to_numpy(), part["confidence"].to_numpy(), cand, tokens,
+                         objectives, policy, price, source, prefill_s=prefill[i],
+                         itl_scale=itl_scale if i == 0 else 1.0, max_batch_fit=None if fit is None else fit.max_batch)
+        if fit is not None:
+            one.memory = {"weights_gb": fit.weights_gb, "usable_gb": fit.usable_gb,
+                          "kv_gb_per_sequence": fit.kv_gb_per_sequence, "max_batch": fit.max_batch,
+                          "min_accelerators": fit.min_accelerators, "tokens_assumed": fit.tokens_assumed}
+        else:
+            one.reasons.append("memory not checked: the catalog lacks this model's size or this accelerator's "
+                               "memory")
+        one.evidence = known.of(cand, one, live_points=int(out.iloc[i * n:(i + 1) * n]["k_live"].max()))
         plans.append(one)
     main = plans[0]
     main.approximations = _approximations(deployment, objectives)
@@ -517,8 +542,9 @@ class Evidence:
         if live_points:
             why += f"; {live_points} measurement(s) of it given"
         out = {"basis": basis, "why": why, "confidence": plan.confidence, "benchmark_next": None}
-        if live_points == 0 and (basis != "benchmarked" or plan.confidence is None
-                                  or plan.confidence < LOW_CONFIDENCE):
+        runs = plan.batch_limited_by != "memory"  # a deployment that cannot run cannot be benchmarked
+        if runs and live_points == 0 and (basis != "benchmarked" or plan.confidence is None
+                                          or plan.confidence < LOW_CONFIDENCE):
             out["benchmark_next"] = _benchmark_next(d, plan)
         return out
 
@@ -539,12 +565,8 @@ def _benchmark_next(d: Deployment, plan: Plan) -> dict:
 
 
 def _alternatives(catalog: Catalog, deployment: Deployment) -> list[Deployment]:
-    """Catalog accelerators and counts whose memory holds the model's weights."""
-    try:
-        params = float(catalog.model(deployment.model)["params_b"])
-    except KeyError:
-        return []
-    weights_gb = params * precision_bytes(deployment.precision)
+    """Catalog accelerators and counts whose memory holds the model's weights and at least
+    one sequence's KV cache."""
     out = []
     seen = set()
     for _, acc in catalog.accelerators.iterrows():
@@ -553,7 +575,9 @@ def _alternatives(catalog: Catalog, deployment: Deployment) -> list[Deployment]:
         seen.add(acc["name"])
         for count in ALTERNATIVE_COUNTS:
             same = acc["name"].lower() == deployment.accelerator.lower() and count == deployment.accelerators
-            if not same and weights_gb <= 0.8 * count * acc["memory_gb"]:
+            fit = memory_fit(catalog, deployment.model, acc["name"], count, deployment.precision,
+                             deployment.input_tokens, deployment.output_tokens)
+            if not same and fit is not None and fit.fits:
                 out.append(Deployment(deployment.model, acc["name"], count, deployment.engine,
                                       deployment.precision, deployment.input_tokens,
                                       deployment.output_tokens, deployment.workload))

@@ -176,3 +176,49 @@ def test_prefill_from_the_catalog():
     # 2 x 8.03e9 x 1024 / (0.5 x 989e12) = 33 ms on one H100; half of it on two.
     assert one == pytest.approx(2 * 8.03e9 * 1024 / (0.5 * 989e12), rel=1e-6) and two == pytest.approx(one / 2)
     assert prefill_seconds(Catalog.load(), [Deployment("m", "H100")]) == [0.0]
+
+
+def test_memory_fit_from_first_principles():
+    from ala.catalog import Catalog
+    from ala.feasibility import memory_fit
+
+    c = Catalog.load()
+    fit = memory_fit(c, "meta-llama/Llama-3.1-8B-Instruct", "H100", 1, "bfloat16", 1024, 256)
+    # 8.03e9 x 2 B of weights; 80 GB x 0.9 - 2 GB usable; 2 x 32 layers x 8 heads x 128 x 2 B per token.
+    assert fit.weights_gb == pytest.approx(16.06) and fit.usable_gb == pytest.approx(70.0)
+    assert fit.kv_gb_per_sequence == pytest.approx(131072 * 1280 / 1e9)
+    assert fit.max_batch == int((70.0 - 16.06) // (131072 * 1280 / 1e9)) and fit.min_accelerators == 1
+    big = memory_fit(c, "meta-llama/Llama-3.1-70B-Instruct", "H100", 1, "bfloat16", 1024, 256)
+    assert not big.fits and big.min_accelerators == 4
+    assert memory_fit(c, "meta-llama/Llama-3.1-70B-Instruct", "H100", 1, "fp8", 1024, 256).min_accelerators == 2
+    assert memory_fit(c, "nobody/unknown-7b", "H100", 1, "bfloat16", 1, 1) is None
+
+
+@pytest.mark.parametrize("model,count,smallest", [("meta-llama/Llama-3.1-70B-Instruct", 1, 4),
+                                                  ("meta-llama/Llama-3.1-405B-Instruct", 1, 16)])
+def test_a_model_that_cannot_run_is_infeasible_with_the_count_that_would(small_model, model, count, smallest):
+    p = plan(small_model, Deployment(model, "H100", count, "vllm", "bfloat16", 1024, 256),
+             Demand(output_tokens_per_s=10000), Objectives())
+    assert p.outcome == "infeasible" and p.batch_limited_by == "memory" and p.replicas is None
+    assert f"{smallest}x H100 would hold it" in p.reasons[0]
+    # Alternatives only list configurations that fit.
+    for alt in p.alternatives:
+        assert memory_ok(small_model, model, alt)
+
+
+def memory_ok(model, name, alt):
+    from ala.feasibility import memory_fit
+
+    return memory_fit(model.catalog_, name, alt["accelerator"], alt["accelerators"], "bfloat16", 1024, 256).fits
+
+
+def test_the_kv_cache_caps_the_batch(small_model):
+    # 1,280 tokens per request: Llama-3.1-8B's KV cache on one H100 holds 321 sequences.
+    p = plan(small_model, Deployment("meta-llama/Llama-3.1-8B-Instruct", "H100", 1, "vllm", "bfloat16", 1024, 256),
+             Demand(output_tokens_per_s=10000), Objectives(), Policy(max_batch=1024), alternatives=False)
+    assert p.batch_size <= 321 and p.memory["max_batch"] == 321
+    bb = np.array([1.0, 64, 128, 256, 512])
+    lower = 50.0 * bb  # still rising at 512: only the cache stops it
+    capped = choose(bb, 1.2 * lower, lower, 1.4 * lower, np.full(5, 0.8), DEP, 1000.0, Objectives(), Policy(),
+                    None, "none", max_batch_fit=300)
+    assert capped.batch_size == 256 and capped.batch_limited_by == "kv_cache"
