@@ -45,7 +45,7 @@ def set_condition(conditions: list[Mapping[str, Any]] | None, type_: str, status
 
 #: The fields of ``status.recommendation`` a plan may or may not give.
 RECOMMENDATION_FIELDS = ("replicas", "batchSize", "batchLimitedBy", "confidence", "throughputPerReplica",
-                         "interTokenLatencyMs", "replicasClippedBy", "cost")
+                         "interTokenLatencyMs", "replicasClippedBy", "cost", "memory")
 
 
 def recommendation(plan: Plan, now: datetime) -> dict:
@@ -69,6 +69,10 @@ def recommendation(plan: Plan, now: datetime) -> dict:
                    interTokenLatencyMs=round(plan.latency["itl_ms"], 3))
     if plan.replicas_clipped_by:
         rec["replicasClippedBy"] = plan.replicas_clipped_by
+    if plan.memory:
+        m = plan.memory
+        rec["memory"] = {"weightsGB": round(m["weights_gb"], 3), "usableGB": round(m["usable_gb"], 3),
+                         "kvCacheMaxBatch": m["max_batch"], "minAccelerators": m["min_accelerators"]}
     if plan.cost and plan.cost.get("per_million_output_tokens") is not None:
         rec["cost"] = {"perHour": round(plan.cost["per_hour"], 4),
                        "perMillionOutputTokens": round(plan.cost["per_million_output_tokens"], 6),
@@ -87,6 +91,8 @@ def plan_conditions(conditions: list | None, plan: Plan, min_confidence: float, 
                              f"confidence {plan.confidence:.2f} against threshold {min_confidence:.2f}", now, generation)
     reason = {"insufficient_data": "InsufficientData", "infeasible": "ObjectivesUnattainable"}.get(plan.outcome,
                                                                                                  "NoRecommendation")
+    if plan.outcome == "infeasible" and plan.batch_limited_by == "memory":
+        reason = "DoesNotFitMemory"  # weights or one sequence's KV cache exceed the replica's memory
     return set_condition(conditions, COND_RECOMMENDATION, False, reason, "; ".join(plan.reasons), now, generation)
 
 

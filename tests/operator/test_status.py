@@ -76,3 +76,20 @@ def test_a_plan_without_a_recommendation_removes_the_last_one():
     assert merged["recommendation"] == {k: v for k, v in now.items() if v is not None}
     assert "replicas" not in merged["recommendation"] and now["replicas"] is None
     assert set(RECOMMENDATION_FIELDS) <= set(now)
+
+
+def test_a_deployment_that_does_not_fit_says_so_in_its_condition():
+    from datetime import datetime, timezone
+
+    from ala.planner import Plan
+    from ala_operator.status import plan_conditions, recommendation
+
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    plan = Plan(outcome="infeasible", deployment={}, demand_tokens_per_s=1.0, batch_limited_by="memory",
+                reasons=["141 GB of weights do not fit the 70 GB usable on 1x H100; 4x H100 would hold it"],
+                memory={"weights_gb": 141.1, "usable_gb": 70.0, "kv_gb_per_sequence": 0.4, "max_batch": 0,
+                        "min_accelerators": 4, "tokens_assumed": False})
+    cond = plan_conditions([], plan, 0.5, now, 1)[0]
+    assert cond["status"] == "False" and cond["reason"] == "DoesNotFitMemory" and "4x H100" in cond["message"]
+    rec = recommendation(plan, now)
+    assert rec["memory"]["minAccelerators"] == 4 and rec["batchSize"] is None and rec["replicas"] is None
