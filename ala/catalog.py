@@ -7,6 +7,7 @@ extend them with their own files or per-query columns.
 from __future__ import annotations
 
 import difflib
+import re
 
 from dataclasses import dataclass
 from importlib import resources
@@ -88,31 +89,83 @@ class Catalog:
         return index
 
     def accelerator(self, name: str) -> pd.Series:
-        """The catalog row of an accelerator; raises ``UnknownAcceleratorError``."""
+        """The catalog row of an accelerator; raises ``UnknownAcceleratorError``.
+
+        Besides names and aliases, vendor spellings resolve: a vendor prefix, ``GPU``, a
+        parenthesised system (``(DGX-A100)``), a form factor (``SXM5``, ``HBM3``, ``OAM``) and a
+        memory size that the catalog row has (``-80GB``, ``192GB``) are dropped in turn.
+        """
         index = self._accelerator_index()
         key = _norm(name)
-        if key not in index:
-            known = ", ".join(sorted(self.accelerators["name"]))
-            raise UnknownAcceleratorError(
-                f"unknown accelerator {name!r}{_did_you_mean(key, index, self.accelerators['name'])}; known: {known}. "
-                f"Add it with a catalog file "
-                f"(columns name, {', '.join(ACCELERATOR_COLUMNS)}) or give those columns in the query")
-        return self.accelerators.loc[index[key]]
+        for candidate in _accelerator_spellings(key):
+            if candidate in index:
+                row = self.accelerators.loc[index[candidate]]
+                memory = re.search(r"(\d+)gb", key)
+                # A memory size the name states must be the row's (A100-80GB is not the 40 GB A100).
+                if memory is None or candidate == key or abs(float(memory.group(1)) - float(row["memory_gb"])) < 1:
+                    return row
+        known = ", ".join(sorted(self.accelerators["name"]))
+        raise UnknownAcceleratorError(
+            f"unknown accelerator {name!r}{_did_you_mean(key, index, self.accelerators['name'])}; known: {known}. "
+            f"Give its specs (--accelerator-tflops, --accelerator-bandwidth-tbps, --accelerator-memory-gb) or a "
+            f"catalog file (columns name, {', '.join(ACCELERATOR_COLUMNS)})")
 
     def model(self, name: str) -> pd.Series:
-        """The catalog row of a model; raises ``UnknownModelError``."""
+        """The catalog row of a model (see :meth:`resolve_model`); raises ``UnknownModelError``."""
+        return self.resolve_model(name)[0]
+
+    def resolve_model(self, name: str) -> tuple[pd.Series, str]:
+        """A model's facts and how they were found, in this order:
+
+        1. the catalog id, exactly or without the organisation prefix;
+        2. the id without quantisation and packaging suffixes (``-FP8``, ``-FP4-V2``,
+           ``-MXFP4-Preview``, ``-Instruct-FP8-KV``, ``-AWQ``, ``-GPTQ-Int4``, ...);
+        3. the same stem as a catalog model up to ``-Instruct``/``-Chat``/``-it``/``-hf``, a date
+           (``-2507``) and punctuation (``llama2-70b`` is ``meta-llama/Llama-2-70b-hf``);
+        4. a size parsed from the name (``70b``, ``8x7B``, ``-A3B`` active), flagged estimated:
+           the attention shape is then a size-based estimate.
+
+        Raises ``UnknownModelError`` (with the closest names) when none answers.
+        """
         keys = {_norm(m): i for i, m in enumerate(self.models["model"])}
         key = _norm(name)
-        if key not in keys:
-            # Users often leave out the organisation prefix of a Hugging Face id.
-            tails = {k.split("/")[-1]: i for k, i in keys.items()}
-            if key.split("/")[-1] in tails:
-                return self.models.loc[tails[key.split("/")[-1]]]
-            raise UnknownModelError(
-                f"unknown model {name!r}{_did_you_mean(key, {**keys, **tails}, self.models['model'])}; add it with "
-                f"a catalog file (columns model, "
-                f"{', '.join(MODEL_COLUMNS)}) or give params_b and active_params_b in the query")
-        return self.models.loc[keys[key]]
+        tails = {k.split("/")[-1]: i for k, i in keys.items()}
+        tail = key.split("/")[-1]
+        for route, found in (("catalog", keys.get(key)), ("catalog (without organisation)", tails.get(tail))):
+            if found is not None:
+                return self._tagged(found, route), route
+        stripped, _ = strip_quantisation(tail)
+        if stripped != tail and stripped in tails:
+            route = f"catalog ({tail!r} without its quantisation suffix)"
+            return self._tagged(tails[stripped], route), route
+        stems: dict[str, list[int]] = {}
+        for k, i in tails.items():
+            stems.setdefault(_stem(k), []).append(i)
+        match = stems.get(_stem(stripped), [])
+        if len(set(match)) == 1:
+            route = f"catalog (same model as {self.models['model'].iloc[match[0]]!r} by name)"
+            return self._tagged(match[0], route), route
+        size = size_from_name(tail)
+        if size is not None:
+            total, active = size
+            route = f"size parsed from the name ({total:g}B" + (f", {active:g}B active" if active != total else "") + \
+                    "; estimated, attention shape unknown)"
+            row = pd.Series({"model": name, "params_b": total, "active_params_b": active, "layers": np.nan,
+                             "attention_layers": np.nan, "kv_heads": np.nan, "head_dim": np.nan,
+                             "kv_latent_dim": np.nan, "architecture": "moe" if active < total else "dense",
+                             "modality": "text", "source": route, "resolved_by": route}, dtype=object)
+            for column in MODEL_COLUMNS:
+                row[column] = float(row[column])
+            return row, route
+        raise UnknownModelError(
+            f"unknown model {name!r}{_did_you_mean(key, {**keys, **tails}, self.models['model'])} and no size in "
+            f"its name; give its Hugging Face config.json (--model-config), a catalog file (columns model, "
+            f"{', '.join(MODEL_COLUMNS)}), or params_b and active_params_b in the query")
+
+    def _tagged(self, i: int, route: str) -> pd.Series:
+        row = self.models.loc[i].copy()
+        row["resolved_by"] = route
+        return row
 
     def accelerator_names(self) -> list[str]:
         return list(self.accelerators["name"])
@@ -268,6 +321,74 @@ def model_family(name: str) -> str:
             break
         letters += ch
     return letters or tail
+
+
+#: Quantisation and packaging suffixes of checkpoint names, with the precision they imply.
+_QUANT_SUFFIXES = (("fp8-dynamic", "fp8"), ("fp8-kv", "fp8"), ("fp8", "fp8"), ("nvfp4", "nvfp4"), ("mxfp4", "mxfp4"),
+                   ("fp4", "nvfp4"), ("awq", "awq"), ("gptq-int4", "gptq"), ("gptq-int8", "int8"), ("gptq", "gptq"),
+                   ("int4", "int4"), ("int8", "int8"), ("w8a8", "w8a8"), ("w4a16", "int4"), ("bnb-4bit", "int4"),
+                   ("kv", None), ("dynamic", None), ("quantized", None), ("preview", None))
+
+
+def strip_quantisation(tail: str) -> tuple[str, str | None]:
+    """A normalised model name without its quantisation and packaging suffixes, and the
+    precision they imply (``llama-3.1-405b-instruct-fp8-kv`` -> ``llama-3.1-405b-instruct``,
+    ``fp8``). A ``-v2`` is dropped only right after such a suffix (``-FP4-V2``): ``DeepSeek-V2``
+    keeps its version."""
+    precision = None
+    changed = True
+    while changed:
+        changed = False
+        for suffix, implied in _QUANT_SUFFIXES:
+            for tagged in (f"-{suffix}", f"-{suffix}-v2", f"-{suffix}-v1"):
+                if tail.endswith(tagged) and len(tail) > len(tagged):
+                    tail = tail[: -len(tagged)]
+                    precision = precision or implied
+                    changed = True
+                    break
+            if changed:
+                break
+    return tail, precision
+
+
+def precision_from_name(name: str) -> str | None:
+    """The weight precision a checkpoint's name states (``-FP8``, ``-AWQ``), or None."""
+    return strip_quantisation(_norm(name).split("/")[-1])[1]
+
+
+def _stem(tail: str) -> str:
+    """A model name without variant words, dates and punctuation, for matching families'
+    spellings: ``Llama-2-70b-hf`` and ``llama2-70b`` are both ``llama270b``."""
+    words = [w for w in re.split(r"[-_.]", tail) if w and w not in ("instruct", "chat", "it", "hf", "base")
+             and not re.fullmatch(r"\d{4}", w)]
+    return re.sub(r"[^a-z0-9]", "", "".join(words))
+
+
+def size_from_name(tail: str) -> tuple[float, float] | None:
+    """(total, active) billions of parameters stated in a model name: ``70b``, ``8x7b``
+    (experts x size), ``30b-a3b`` (active); None when it states none."""
+    experts = re.search(r"(?<![a-z0-9.])(\d+)x(\d+(?:\.\d+)?)b(?![a-z])", tail)
+    if experts:
+        total = float(experts.group(1)) * float(experts.group(2))
+        return total, total
+    sizes = re.findall(r"(?<![a-z0-9.])(\d+(?:\.\d+)?)b(?![a-z])", tail)
+    if not sizes:
+        return None
+    total = float(sizes[0])
+    active = re.search(r"(?<![a-z0-9.])a(\d+(?:\.\d+)?)b(?![a-z])", tail)
+    return total, float(active.group(1)) if active else total
+
+
+def _accelerator_spellings(key: str):
+    """Successively plainer spellings of a normalised accelerator name."""
+    yield key
+    plain = re.sub(r"\(.*?\)", "", key)
+    plain = re.sub(r"^(nvidia|amd|intel|habana|google)-", "", plain.strip("-"))
+    plain = re.sub(r"-(gpu|accelerator|power-capped)(?=-|$)", "", plain).strip("-")
+    yield plain
+    bare = re.sub(r"-(sxm\d?|hbm\d?e?|oam|nvl)(?=-|$)", "", plain).strip("-")
+    yield bare
+    yield re.sub(r"-?\d+gb$", "", bare).strip("-")
 
 
 def precision_bytes(precision: str) -> float:

@@ -20,7 +20,7 @@ import pandas as pd
 from . import __version__, evaluation
 from .benchmarks import BenchmarkError, bundled_paths, read_benchmarks
 from .catalog import (Catalog, CatalogFileError, UnknownAcceleratorError, UnknownModelError, accelerator_row,
-                      model_from_config, read_catalog_file)
+                      model_from_config, precision_from_name, read_catalog_file)
 from .importers import READERS, Context, import_results
 from .persistence import ModelFileError, load_model, save_model
 from .estimator import ALA
@@ -119,7 +119,8 @@ def _deployment_args(p: argparse.ArgumentParser, compare: bool = False) -> None:
                            if compare else ""))
     g.add_argument("--accelerators", type=int, default=1, metavar="N", help="accelerators per replica")
     g.add_argument("--engine", default="vllm", help="serving engine: vllm, sglang, tensorrt-llm, tgi, ...")
-    g.add_argument("--precision", default="bfloat16", help="weight precision: bfloat16, fp8, int8, mxfp4, int4, ...")
+    g.add_argument("--precision", help="weight precision: bfloat16, fp8, int8, mxfp4, int4, ... (default: from a "
+                                       "quantisation suffix of the model name, -FP8, -AWQ, ..., else bfloat16)")
     g.add_argument("--input-tokens", type=float, metavar="TOKENS", help="mean input (prompt) tokens per request")
     g.add_argument("--output-tokens", type=float, metavar="TOKENS", help="mean output (generated) tokens per request")
     g.add_argument("--workload", default="unspecified", help="workload kind: chat, code, reasoning, synthetic, ...")
@@ -225,8 +226,9 @@ def _deployments(args) -> tuple[list[Deployment], Catalog]:
         catalog.model(args.model)
         for name, _ in names:
             catalog.accelerator(name)
+    precision = args.precision or precision_from_name(args.model) or "bfloat16"
     try:
-        return [Deployment(args.model, name, count, args.engine, args.precision, args.input_tokens,
+        return [Deployment(args.model, name, count, args.engine, precision, args.input_tokens,
                            args.output_tokens, args.workload) for name, count in names], catalog
     except ValueError as exc:
         raise _flagged(exc) from None
@@ -431,6 +433,8 @@ def _plan_text(p) -> str:
     if p.evidence:
         lines.append(f"basis: {p.evidence['basis'].upper() if p.evidence['basis'] == 'guess' else p.evidence['basis']}"
                      f" ({p.evidence['why']})")
+        if p.evidence.get("model_facts") not in (None, "catalog"):
+            lines.append(f"model facts: {p.evidence['model_facts']}")
     if p.batch_size is not None:
         t = p.throughput_per_replica
         lines.append(f"batch size: {p.batch_size} (limited by {p.batch_limited_by})")

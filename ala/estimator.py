@@ -156,6 +156,7 @@ class ALA(BaseEstimator):
         self.catalog_ = catalog
         self.__dict__.pop("_facts_memo", None)  # facts were computed from the old catalog
         self.__dict__.pop("_evidence", None)
+        self.__dict__.pop("_names", None)
         return self
 
     # ------------------------------------------------------- kept facts
@@ -165,6 +166,7 @@ class ALA(BaseEstimator):
         state = super().__getstate__()
         state.pop("_facts_memo", None)
         state.pop("_evidence", None)  # the planner's index of what was benchmarked
+        state.pop("_names", None)  # catalog spellings, resolved on demand
         return state
 
     def _memo(self) -> BoundedMemo:
@@ -203,12 +205,38 @@ class ALA(BaseEstimator):
         return feats, self.embedding_.summary(feats), pd.DataFrame(seen(unique, self.configs_), index=unique.index)
 
     # ----------------------------------------------------------- predict
+    def _canonical(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Query rows with model and accelerator names as the catalog (and so training)
+        spells them: ``NVIDIA H100-SXM5-80GB`` is ``H100``, ``...-Instruct-FP8`` is the
+        catalog model, so that siblings and similarity see them. Names the catalog cannot
+        place, or knows by a size in the name only, stay as given."""
+        names = self.__dict__.setdefault("_names", {})
+        catalog = self.catalog_
+
+        def canonical(kind: str, name: str) -> str:
+            key = (kind, name)
+            if key not in names:
+                try:
+                    if kind == "hardware":
+                        names[key] = str(catalog.accelerator(name)["name"])
+                    else:
+                        row, route = catalog.resolve_model(name)
+                        names[key] = name if route.startswith("size") else str(row["model"])
+                except KeyError:
+                    names[key] = name
+            return names[key]
+
+        out = table.copy()
+        for kind in ("model", "hardware"):
+            out[kind] = [canonical(kind, str(v)) for v in out[kind]]
+        return out
+
     def _frame(self, query: TableLike, live: TableLike | None) -> pd.DataFrame:
         check_is_fitted(self, "regressor_")
-        table = _query_configs(read_benchmarks(query, measurements=False))
+        table = _query_configs(self._canonical(read_benchmarks(query, measurements=False)))
         live_map = {}
         if live is not None:
-            lt = _query_configs(read_benchmarks(live))
+            lt = _query_configs(self._canonical(read_benchmarks(live)))
             live_map = {key: group[["batch_size", "throughput_tokens_per_s"]]
                         for key, group in lt.groupby("query_key")}
         unique = table.drop_duplicates("query_key").set_index("query_key")

@@ -46,7 +46,8 @@ def _model_facts(row: pd.Series, catalog: Catalog) -> tuple[pd.Series, bool]:
     given = {c: row.get(c) for c in ("params_b", "active_params_b")}
     try:
         facts = catalog.model(row["model"]).copy()
-        estimated = False
+        # A size read from the name alone leaves the attention shape to an estimate.
+        estimated = str(facts.get("resolved_by", "")).startswith("size")
     except UnknownModelError:
         if not np.isfinite(pd.to_numeric(given["params_b"], errors="coerce") or np.nan):
             raise

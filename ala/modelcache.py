@@ -32,11 +32,16 @@ def cache_dir() -> Path:
 
 
 def cache_key(paths: Sequence[Path], seed: int) -> str:
-    """Package version, the training files' bytes (in order) and the seed."""
+    """Package version, the training files' and the bundled catalog's bytes (in order) and
+    the seed: a fitted model carries the catalog it was fitted with."""
+    from importlib import resources
+
     from . import __version__
 
     digest = hashlib.sha256()
-    for path in paths:
+    root = resources.files("ala") / "data"
+    catalog = [Path(str(root / name)) for name in ("accelerators.csv", "models.csv")]
+    for path in [*paths, *catalog]:
         digest.update(Path(path).read_bytes())
         digest.update(b"\0")
     return f"ala-{__version__}-{digest.hexdigest()[:16]}-seed{seed}"

@@ -541,7 +541,14 @@ class Evidence:
             basis, why = "related", f"{d.accelerator} and the {family} family were benchmarked, not this model on it"
         if live_points:
             why += f"; {live_points} measurement(s) of it given"
-        out = {"basis": basis, "why": why, "confidence": plan.confidence, "benchmark_next": None}
+        try:
+            facts = self.catalog.resolve_model(d.model)[1]
+        except KeyError:
+            facts = "the query rows (not in the catalog)"
+        if facts.startswith("size"):
+            basis, why = "guess", f"{why}; model size read from its name only"
+        out = {"basis": basis, "why": why, "confidence": plan.confidence, "benchmark_next": None,
+               "model_facts": facts}
         runs = plan.batch_limited_by != "memory"  # a deployment that cannot run cannot be benchmarked
         if runs and live_points == 0 and (basis != "benchmarked" or plan.confidence is None
                                           or plan.confidence < LOW_CONFIDENCE):

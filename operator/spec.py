@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from ala.catalog import Catalog, UnknownAcceleratorError, UnknownModelError, precision_bytes
+from ala.catalog import Catalog, UnknownAcceleratorError, UnknownModelError, precision_bytes, precision_from_name
 from ala.planner import Deployment, Objectives, Policy
 
 from .constants import MODE_RECOMMEND
@@ -169,7 +169,8 @@ def parse_spec(spec: Mapping[str, Any], catalog: Catalog | None = None) -> LLMDe
     engine = (_text(spec, "engine.name") or "vllm").lower()
     if engine not in ENGINES:
         raise SpecError("engine.name", "UnknownEngine", f"{engine!r} is not one of {', '.join(ENGINES)}")
-    precision = _text(spec, "engine.precision")
+    # Absent: the checkpoint's name says it (-FP8, -AWQ), else bfloat16.
+    precision = _text(spec, "engine.precision") or precision_from_name(model) or "bfloat16"
     try:
         precision_bytes(precision)
     except ValueError as exc:

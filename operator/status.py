@@ -45,7 +45,7 @@ def set_condition(conditions: list[Mapping[str, Any]] | None, type_: str, status
 
 #: The fields of ``status.recommendation`` a plan may or may not give.
 RECOMMENDATION_FIELDS = ("replicas", "batchSize", "batchLimitedBy", "confidence", "throughputPerReplica",
-                         "interTokenLatencyMs", "replicasClippedBy", "cost", "memory")
+                         "interTokenLatencyMs", "replicasClippedBy", "cost", "memory", "modelFacts")
 
 
 def recommendation(plan: Plan, now: datetime) -> dict:
@@ -69,6 +69,8 @@ def recommendation(plan: Plan, now: datetime) -> dict:
                    interTokenLatencyMs=round(plan.latency["itl_ms"], 3))
     if plan.replicas_clipped_by:
         rec["replicasClippedBy"] = plan.replicas_clipped_by
+    if plan.evidence and plan.evidence.get("model_facts"):
+        rec["modelFacts"] = plan.evidence["model_facts"]  # which route found the model's size
     if plan.memory:
         m = plan.memory
         rec["memory"] = {"weightsGB": round(m["weights_gb"], 3), "usableGB": round(m["usable_gb"], 3),

@@ -53,11 +53,12 @@ PLANNER_FIELDS = {
 PLANNER_DEFAULTS = {
     "hardware.acceleratorsPerReplica": Deployment.__dataclass_fields__["accelerators"],
     "engine.name": Deployment.__dataclass_fields__["engine"],
-    "engine.precision": Deployment.__dataclass_fields__["precision"],
     "policy.confidenceLevel": Policy.__dataclass_fields__["confidence_level"],
     "policy.minReplicas": Policy.__dataclass_fields__["min_replicas"],
     "policy.headroom": Policy.__dataclass_fields__["headroom"],
 }
+# engine.precision has none either: absent, it comes from the model name's quantisation
+# suffix (-FP8, -AWQ), else the planner's bfloat16.
 # engine.maxBatchSize has no schema default on purpose (the API server would write it into
 # every resource); an absent value takes the planner's own default.
 

@@ -51,3 +51,17 @@ def test_invalid_specs_name_field_and_reason(examples, change, field, reason):
 def test_not_an_object():
     with pytest.raises(SpecError, match="object"):
         parse_spec(["model"])
+
+
+def test_precision_comes_from_the_checkpoint_name_when_absent(examples):
+    import copy
+
+    from ala_operator.spec import parse_spec
+
+    spec = copy.deepcopy(examples["tgi-qwen-32b"]["spec"])
+    spec["model"], spec["hardware"]["accelerator"] = "nvidia/Llama-3.1-8B-Instruct-FP8", "NVIDIA H100-SXM5-80GB"
+    spec.get("engine", {}).pop("precision", None)
+    parsed = parse_spec(spec)
+    assert parsed.deployment.precision == "fp8"
+    spec.setdefault("engine", {})["precision"] = "bfloat16"
+    assert parse_spec(spec).deployment.precision == "bfloat16"

@@ -41,7 +41,7 @@ def test_defaults_fill_what_a_minimal_resource_leaves_out(api, examples):
         minimal["spec"].pop(key, None)
     code, obj = api("POST", base(), minimal)
     assert code == 201, obj
-    assert obj["spec"]["engine"] == {"name": "vllm", "precision": "bfloat16"}
+    assert obj["spec"]["engine"] == {"name": "vllm"}
     assert obj["spec"]["policy"]["mode"] == "Recommend"
 
 
