@@ -39,6 +39,11 @@ class UnknownModelError(KeyError):
         return str(self.args[0])
 
 
+#: A name this similar to a catalog model (difflib ratio) is taken for a typo of it, not
+#: resolved by the size in its name.
+TYPO_SIMILARITY = 0.9
+
+
 def _norm(name: str) -> str:
     return str(name).strip().lower().replace("_", "-").replace(" ", "-")
 
@@ -146,6 +151,12 @@ class Catalog:
             route = f"catalog (same model as {self.models['model'].iloc[match[0]]!r} by name)"
             return self._tagged(match[0], route), route
         size = size_from_name(tail)
+        typo = difflib.get_close_matches(stripped, list(tails), n=1, cutoff=TYPO_SIMILARITY)
+        if size is not None and typo:
+            # One or two characters from a catalog model: a typo far more often than a new model.
+            known = self.models["model"].iloc[tails[typo[0]]]
+            raise UnknownModelError(f"unknown model {name!r} (did you mean {known!r}?); if it is another model, "
+                                    f"give its Hugging Face config.json (--model-config) or a catalog file")
         if size is not None:
             total, active = size
             route = f"size parsed from the name ({total:g}B" + (f", {active:g}B active" if active != total else "") + \

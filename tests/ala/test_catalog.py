@@ -103,3 +103,10 @@ def test_spelling_does_not_change_the_prediction(small_model):
     plain = small_model.predict_interval(query("meta-llama/Llama-3.1-8B-Instruct", "H100"))
     vendor = small_model.predict_interval(query("nvidia/Llama-3.1-8B-Instruct-FP4-V2", "NVIDIA H100-SXM5-80GB"))
     assert np.allclose(plain.to_numpy(float), vendor.to_numpy(float))
+
+
+def test_a_typo_is_not_a_new_model():
+    with pytest.raises(UnknownModelError, match="did you mean 'meta-llama/Llama-3.1-8B-Instruct'"):
+        CAT.resolve_model("meta-llama/Llama-3.1-8B-Instrct")
+    # A fine-tune with more words is a new model, sized from its name.
+    assert CAT.resolve_model("acme/Llama-3.1-8B-Instruct-medical-finetune")[1].startswith("size parsed")

@@ -191,7 +191,7 @@ def test_memory_fit_from_first_principles():
     big = memory_fit(c, "meta-llama/Llama-3.1-70B-Instruct", "H100", 1, "bfloat16", 1024, 256)
     assert not big.fits and big.min_accelerators == 4
     assert memory_fit(c, "meta-llama/Llama-3.1-70B-Instruct", "H100", 1, "fp8", 1024, 256).min_accelerators == 2
-    assert memory_fit(c, "nobody/unknown-7b", "H100", 1, "bfloat16", 1, 1) is None
+    assert memory_fit(c, "nobody/unknown", "H100", 1, "bfloat16", 1, 1) is None
 
 
 @pytest.mark.parametrize("model,count,smallest", [("meta-llama/Llama-3.1-70B-Instruct", 1, 4),
