@@ -288,6 +288,8 @@ def group_curves(table: pd.DataFrame, *, min_points: int = 2) -> CurveSet:
                    n_replicates=("throughput_tokens_per_s", "size"))
               .reset_index())
     descriptive = [c for c in DESCRIPTIVE_COLUMNS if c != "output_tokens"]
+    # Facts a row carries for a model or accelerator the catalog lacks stay with its curve.
+    descriptive += [c for c in OVERRIDE_COLUMNS if c in table.columns and table[c].notna().any()]
     first = table.groupby("config_id", sort=True)[descriptive].first()
     # ML.ENERGY reports the measured mean output length per row: use the curve's mean.
     first["output_tokens"] = table.groupby("config_id", sort=True)["output_tokens"].mean()

@@ -175,8 +175,9 @@ def _accelerator_list(args) -> list[tuple[str, int]]:
 
 
 def _catalog(args) -> Catalog:
-    """The bundled catalog, extended by --catalog files, --model-config and accelerator specs."""
-    catalog = Catalog.load()
+    """The bundled catalog (or that of --model-file, which knows the models of the rows it
+    was fitted on), extended by --catalog files, --model-config and accelerator specs."""
+    catalog = _model_file(args).catalog_ if getattr(args, "model_file", None) else Catalog.load()
     try:
         for path in args.catalog:
             kind, frame = read_catalog_file(path)
@@ -241,12 +242,19 @@ def _deployment(args) -> tuple[Deployment, Catalog]:
     return deployments[0], catalog
 
 
-def _load(args, catalog: Catalog | None = None) -> ALA:
-    if args.model_file:
+def _model_file(args) -> ALA:
+    """The model of --model-file, loaded once per command."""
+    if getattr(args, "_loaded", None) is None:
         if args.data:
             raise InputError("give --model-file or --data, not both")
         _say(f"loading {args.model_file} ...")
-        model = load_model(args.model_file)
+        args._loaded = load_model(args.model_file)
+    return args._loaded
+
+
+def _load(args, catalog: Catalog | None = None) -> ALA:
+    if args.model_file:
+        model = _model_file(args)
     else:
         model = cached_model(bundled_paths() + [Path(p) for p in args.data], args.seed, not args.no_cache, _say,
                              progress=lambda total: Progress(total, "first fit", lines=False))

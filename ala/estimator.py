@@ -42,6 +42,34 @@ def _query_configs(table: pd.DataFrame) -> pd.DataFrame:
     return table.assign(query_key=query_keys(table))
 
 
+def _with_row_facts(catalog: Catalog, configs: pd.DataFrame) -> Catalog:
+    """The catalog extended by the facts benchmark rows carry for models and accelerators it
+    lacks, so that a model fitted on a user's rows answers queries that name them."""
+    models, accelerators = [], []
+    if "params_b" in configs.columns:
+        for name, group in configs.dropna(subset=["params_b"]).groupby("model"):
+            try:
+                catalog.model(name)
+            except KeyError:
+                active = group["active_params_b"].iloc[0] if "active_params_b" in group else np.nan
+                models.append({"model": name, "params_b": float(group["params_b"].iloc[0]),
+                               "active_params_b": float(active) if pd.notna(active) else np.nan,
+                               "source": "benchmark rows (params_b)"})
+    specs = ["peak_bf16_dense_tflops", "memory_bandwidth_tbps", "memory_gb"]
+    if set(specs) <= set(configs.columns):
+        for name, group in configs.dropna(subset=specs).groupby("hardware"):
+            try:
+                catalog.accelerator(name)
+            except KeyError:
+                accelerators.append({"name": name, "aliases": "", "vendor": "",
+                                     **{c: float(group[c].iloc[0]) for c in specs},
+                                     "source": "benchmark rows"})
+    if not models and not accelerators:
+        return catalog
+    return catalog.extend(accelerators=pd.DataFrame(accelerators) if accelerators else None,
+                          models=pd.DataFrame(models) if models else None)
+
+
 class ALA(BaseEstimator):
     """Throughput-versus-batch prediction with calibrated uncertainty (the ALA framework).
 
@@ -102,7 +130,7 @@ class ALA(BaseEstimator):
         curves = group_curves(table)
         if len(curves.configs) < 4:
             raise ValueError(f"need at least 4 curves with 2 or more batch sizes, got {len(curves.configs)}.")
-        self.catalog_ = Catalog.load()
+        self.catalog_ = _with_row_facts(Catalog.load(), curves.configs)
         configs = curves.configs.set_index("config_id")
         self.excluded_ = list(curves.excluded)
         self.parameters_ = fit_parameters(curves)

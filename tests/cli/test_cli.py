@@ -238,3 +238,18 @@ def test_every_flag_has_help_and_numeric_flags_say_their_unit_or_default():
             if action.type in (int, float) and action.default is None:
                 assert any(u in action.help for u in ("ms", "seconds", "TFLOPS", "TB/s", "GB", "USD", "tokens",
                                                        "requests", "cap", "(0, 1)")), (name, action.option_strings)
+
+
+def test_a_model_only_your_rows_know_is_answered_by_the_model_fitted_on_them(run, tmp_path):
+    """Rows may carry a model's size: fit uses it, and the saved model answers queries naming it."""
+    csv = tmp_path / "mine.csv"
+    rows = [("acme/Secret-Model", b, y) for b, y in ((1, 50), (8, 350), (32, 1100), (64, 1800))]
+    csv.write_text("model,hardware,num_gpus,framework,precision,input_tokens,output_tokens,batch_size,"
+                   "throughput_tokens_per_s,params_b\n" +
+                   "".join(f"{m},H100,1,vLLM,bfloat16,512,256,{b},{y},13\n" for m, b, y in rows))
+    saved = tmp_path / "mine.ala"
+    run("fit", "--data", csv, "--out", saved, "--seed", "1", check=0)
+    out = run("predict", "--model", "acme/Secret-Model", "--accelerator", "H100", "--input-tokens", "512",
+              "--output-tokens", "256", "--batch", "8,32", "--model-file", saved, "--output", "json", check=0)
+    points = json.loads(out.stdout)["points"]
+    assert all(p["lower"] < p["throughput"] < p["upper"] for p in points)
