@@ -2,7 +2,9 @@
 
 Tasks (see README): A interpolate one inner point; B unseen token length within a
 deployment; C unseen (model, accelerator) pair; D few-shot with the k smallest batches
-revealed. Every method sees the same folds in the same run.
+revealed. Every method sees the same folds in the same run. ALA is asked through the
+product's own query path (:func:`product_query`: ``Deployment`` rows, as ``ala plan`` and
+the operator ask); :func:`reproduce` asks every benchmarked curve again that way.
 """
 
 from __future__ import annotations
@@ -203,6 +205,19 @@ def run(table: pd.DataFrame, *, folds: int = 5, random_state: int = 0, tasks: st
     return results
 
 
+def product_query(rows: pd.DataFrame) -> pd.DataFrame:
+    """Benchmark rows as the product asks them: each row's configuration through
+    :class:`ala.planner.Deployment` (what ``ala plan`` and the operator build), at its batch,
+    with its measured throughput kept where the rows have it (live points)."""
+    from .planner import Deployment
+
+    parts = [Deployment.of_benchmark(row).query([row["batch_size"]]) for _, row in rows.iterrows()]
+    out = pd.concat(parts, ignore_index=True) if parts else rows.iloc[:0]
+    if "throughput_tokens_per_s" in rows.columns:
+        out["throughput_tokens_per_s"] = rows["throughput_tokens_per_s"].to_numpy(float)
+    return out
+
+
 def _collect(results, task, method) -> Predictions:
     return results.setdefault(task, {}).setdefault(method, Predictions())
 
@@ -215,7 +230,7 @@ def _run_fold(name, train, held, configs, catalog, results, seed, tasks, shots, 
     base = _Baselines(train, catalog, seed)
     gbr = base.gbr()
     base_fit = time.perf_counter() - t0
-    query = held.drop(columns=["throughput_tokens_per_s"])
+    query = product_query(held.drop(columns=["throughput_tokens_per_s"]))
     truth = held["throughput_tokens_per_s"].to_numpy(float)
     source = held["source"].astype(str).to_numpy()
     feats = config_features(held, catalog)
@@ -268,8 +283,8 @@ def _few_shot(results, task, model, ala_fit, base, base_fit, held, feats, reveal
     if not ask.any():
         return
     live = held[reveal]
-    query = held[ask].drop(columns=["throughput_tokens_per_s"])
-    _score(results, task, model, ala_fit, query, truth[ask], source[ask], live)
+    query = product_query(held[ask].drop(columns=["throughput_tokens_per_s"]))
+    _score(results, task, model, ala_fit, query, truth[ask], source[ask], product_query(live))
     rows = held[ask]
     p = _collect(results, task, "per-curve interpolation")
     point = np.full(ask.sum(), np.nan)
@@ -315,4 +330,47 @@ def report(results: dict, sources: dict[str, str] | None = None) -> str:
                              f"{s['made']} / {s['asked']} | {fmt(s['coverage'])} | {fmt(s['median_width'], False)} | "
                              f"{fmt(s['spearman'], False)} | {s['fit_s']:.1f} | {s['predict_s']:.2f} |")
         lines.append("")
+    return "\n".join(lines)
+
+
+def reproduce(model: ALA, confidence_level: float = 0.9) -> pd.DataFrame:
+    """Each benchmarked curve of a fitted model, asked again through the product's own query
+    path (:class:`ala.planner.Deployment`, as ``ala plan`` and the operator ask): one row per
+    measured point with the prediction, its interval and the absolute percentage error.
+
+    An in-sample check (the model has seen these points): a configuration that is
+    benchmarked must be answered from its measurement, within noise and with a narrow
+    interval, whichever path asks.
+    """
+    from .planner import Deployment
+
+    configs = model.configs_.reset_index()
+    points = model.points_
+    queries, truth, ids = [], [], []
+    for _, cfg in configs.iterrows():
+        mine = points[points["config_id"] == cfg["config_id"]]
+        try:
+            deployment = Deployment.of_benchmark(cfg)
+        except ValueError:
+            continue
+        queries.append(deployment.query(mine["batch_size"].to_numpy(float)))
+        truth.append(mine["throughput"].to_numpy(float))
+        ids += [cfg["config_id"]] * len(mine)
+    out = model.predict_interval(pd.concat(queries, ignore_index=True), confidence_level=confidence_level)
+    truth = np.concatenate(truth)
+    source = configs.set_index("config_id").loc[ids, "source"].to_numpy()
+    return pd.DataFrame({"config_id": ids, "source": source, "truth": truth, "point": out["point"].to_numpy(),
+                         "lower": out["lower"].to_numpy(), "upper": out["upper"].to_numpy(),
+                         "ape": np.abs(out["point"].to_numpy() / truth - 1),
+                         "width": (out["upper"] - out["lower"]).to_numpy() / out["point"].to_numpy(),
+                         "covered": (out["lower"].to_numpy() <= truth) & (truth <= out["upper"].to_numpy())})
+
+
+def reproduce_report(frame: pd.DataFrame) -> str:
+    """Markdown table of :func:`reproduce`: per source and overall."""
+    lines = ["| source | points | median APE | p90 APE | median width | covered |", "|---|---|---|---|---|---|"]
+    groups = [(s, g) for s, g in frame.groupby("source")] + [("all", frame)]
+    for name, g in groups:
+        lines.append(f"| {name} | {len(g)} | {100 * g['ape'].median():.1f}% | {100 * g['ape'].quantile(0.9):.1f}% | "
+                     f"{g['width'].median():.2f} | {100 * g['covered'].mean():.1f}% |")
     return "\n".join(lines)

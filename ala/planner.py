@@ -41,6 +41,12 @@ class Deployment:
     input_tokens: float | None = None
     output_tokens: float | None = None
     workload: str = "unspecified"
+    #: How batch sizes are meant: empty for a serving engine's concurrent sequences (what the
+    #: operator sees); a text containing "static" for a static offline batch of B prompts.
+    batch_semantics: str = ""
+    tensor_parallel: int | None = None
+    expert_parallel: int | None = None
+    data_parallel: int | None = None
 
     def __post_init__(self):
         if int(self.accelerators) != self.accelerators or self.accelerators < 1:
@@ -50,16 +56,35 @@ class Deployment:
             if value is not None and not (np.isfinite(value) and MIN_TOKENS <= value <= MAX_TOKENS):
                 raise ValueError(f"{name} (mean tokens per request) must lie in [{MIN_TOKENS}, {MAX_TOKENS:,}], "
                                  f"got {value}.")
+        for name in ("tensor_parallel", "expert_parallel", "data_parallel"):
+            value = getattr(self, name)
+            if value is not None and (int(value) != value or value < 1):
+                raise ValueError(f"{name} must be a whole number of at least 1, got {value}.")
         precision_bytes(self.precision)
 
     def query(self, batches: np.ndarray) -> pd.DataFrame:
-        """Query rows for the ALA estimator at ``batches``."""
+        """Query rows for the ALA estimator at ``batches``: every column a benchmark row
+        describes its configuration with, so a product query meets the same curves."""
+        none = lambda v: np.nan if v is None else float(v)
         return pd.DataFrame({"model": self.model, "hardware": self.accelerator,
                              "num_gpus": int(self.accelerators), "framework": self.engine,
                              "precision": self.precision,
-                             "input_tokens": np.nan if self.input_tokens is None else float(self.input_tokens),
-                             "output_tokens": np.nan if self.output_tokens is None else float(self.output_tokens),
-                             "workload": self.workload, "batch_size": np.asarray(batches, float)})
+                             "input_tokens": none(self.input_tokens), "output_tokens": none(self.output_tokens),
+                             "workload": self.workload, "batch_semantics": self.batch_semantics,
+                             "tensor_parallel": none(self.tensor_parallel),
+                             "expert_parallel": none(self.expert_parallel),
+                             "data_parallel": none(self.data_parallel),
+                             "batch_size": np.asarray(batches, float)})
+
+    @classmethod
+    def of_benchmark(cls, row) -> "Deployment":
+        """The deployment a benchmark configuration row describes (``ALA.configs_`` rows)."""
+        count = lambda v: None if v is None or not np.isfinite(pd.to_numeric(v, errors="coerce")) else int(v)
+        tokens = lambda v: None if v is None or not np.isfinite(pd.to_numeric(v, errors="coerce")) else float(v)
+        return cls(row["model"], row["hardware"], int(row["num_gpus"]), row["framework"], row["precision"],
+                   tokens(row.get("input_tokens")), tokens(row.get("output_tokens")), row.get("workload") or
+                   "unspecified", str(row.get("batch_semantics") or ""), count(row.get("tensor_parallel")),
+                   count(row.get("expert_parallel")), count(row.get("data_parallel")))
 
 
 @dataclass(frozen=True)

@@ -169,3 +169,22 @@ def test_kept_facts_survive_surveys_and_a_small_cache(small_model, monkeypatch):
     np.testing.assert_allclose(few, many)
     assert len(small_model._facts_memo[1]) == 2
     small_model.__dict__.pop("_facts_memo", None)
+
+
+def test_the_product_query_path_answers_what_evaluation_measures(small_model):
+    """ala evaluate asks through Deployment (what ala plan and the operator build): the
+    answers equal those for the benchmark rows themselves."""
+    from ala.evaluation import product_query
+
+    rows = small_model.training_.groupby(["config_id", "batch_size"], as_index=False).first()
+    rows = rows.sample(300, random_state=0).drop(columns=["throughput_tokens_per_s"])
+    raw = small_model.predict_interval(rows)
+    product = small_model.predict_interval(product_query(rows))
+    np.testing.assert_allclose(raw.to_numpy(float), product.to_numpy(float), rtol=1e-12)
+
+
+def test_benchmarked_curves_are_answered_from_their_measurements(small_model):
+    from ala.evaluation import reproduce
+
+    frame = reproduce(small_model)
+    assert len(frame) > 1000 and frame["ape"].median() < 0.03 and frame["covered"].mean() > 0.9
