@@ -138,18 +138,18 @@ class Catalog:
         tail = key.split("/")[-1]
         for route, found in (("catalog", keys.get(key)), ("catalog (without organisation)", tails.get(tail))):
             if found is not None:
-                return self._tagged(found, route), route
+                return self._tagged(found, route)
         stripped, _ = strip_quantisation(tail)
         if stripped != tail and stripped in tails:
             route = f"catalog ({tail!r} without its quantisation suffix)"
-            return self._tagged(tails[stripped], route), route
+            return self._tagged(tails[stripped], route)
         stems: dict[str, list[int]] = {}
         for k, i in tails.items():
             stems.setdefault(_stem(k), []).append(i)
         match = stems.get(_stem(stripped), [])
         if len(set(match)) == 1:
             route = f"catalog (same model as {self.models['model'].iloc[match[0]]!r} by name)"
-            return self._tagged(match[0], route), route
+            return self._tagged(match[0], route)
         size = size_from_name(tail)
         typo = difflib.get_close_matches(stripped, list(tails), n=1, cutoff=TYPO_SIMILARITY)
         if size is not None and typo:
@@ -173,10 +173,22 @@ class Catalog:
             f"its name; give its Hugging Face config.json (--model-config), a catalog file (columns model, "
             f"{', '.join(MODEL_COLUMNS)}), or params_b and active_params_b in the query")
 
-    def _tagged(self, i: int, route: str) -> pd.Series:
+    def _tagged(self, i: int, route: str) -> tuple[pd.Series, str]:
         row = self.models.loc[i].copy()
+        if row.get("given", False) == True and str(row.get("source", "")):  # noqa: E712 (numpy bools)
+            # A row a user added (config.json, a resource's facts, a catalog file): say whose.
+            route = f"{row['source']}" + ("" if route == "catalog" else f" via {route}")
         row["resolved_by"] = route
-        return row
+        return row, route
+
+    def blinded(self) -> "Catalog":
+        """This catalog with every model's attention shape forgotten (sizes kept): what the
+        product knows of a model it sizes from its name alone. Fitting uses it to learn how
+        wrong such estimates are (the estimated-facts calibration stratum)."""
+        models = self.models.copy()
+        for column in ("layers", "attention_layers", "kv_heads", "head_dim", "kv_latent_dim"):
+            models[column] = np.nan
+        return Catalog(self.accelerators, models)
 
     def accelerator_names(self) -> list[str]:
         return list(self.accelerators["name"])
@@ -185,9 +197,11 @@ class Catalog:
         """A catalog whose given rows come first: a name in both takes the new row's facts."""
         acc, mod = self.accelerators, self.models
         if accelerators is not None and len(accelerators):
-            acc = pd.concat([accelerators, acc], ignore_index=True).drop_duplicates("name")
+            acc = pd.concat([accelerators.assign(given=True), acc], ignore_index=True).drop_duplicates("name")
         if models is not None and len(models):
-            mod = pd.concat([models, mod], ignore_index=True).drop_duplicates("model")
+            mod = pd.concat([models.assign(given=True), mod], ignore_index=True).drop_duplicates("model")
+        acc["given"] = acc["given"].eq(True) if "given" in acc.columns else False
+        mod["given"] = mod["given"].eq(True) if "given" in mod.columns else False
         for column in MODEL_COLUMNS:
             mod[column] = pd.to_numeric(mod[column], errors="coerce")
         for column in ACCELERATOR_COLUMNS + ("price_per_hour_usd",):
@@ -238,16 +252,43 @@ def read_catalog_file(path: str | Path) -> tuple[str, pd.DataFrame]:
 
 
 def accelerator_row(name: str, tflops: float, bandwidth_tbps: float, memory_gb: float,
-                    price_per_hour: float | None = None, vendor: str = "") -> pd.DataFrame:
+                    price_per_hour: float | None = None, vendor: str = "",
+                    source: str = "given on the command line", aliases: str = "") -> pd.DataFrame:
     """One accelerator given by its specs (``--accelerator-tflops`` and friends)."""
     for label, value in (("dense BF16 TFLOPS", tflops), ("memory bandwidth (TB/s)", bandwidth_tbps),
                          ("memory (GB)", memory_gb)):
         if not (value is not None and np.isfinite(value) and value > 0):
             raise CatalogFileError(f"accelerator {name!r}: {label} must be a positive number, got {value}")
-    return pd.DataFrame([{"name": name, "aliases": "", "vendor": vendor, "peak_bf16_dense_tflops": float(tflops),
+    return pd.DataFrame([{"name": name, "aliases": aliases, "vendor": vendor, "peak_bf16_dense_tflops": float(tflops),
                           "memory_bandwidth_tbps": float(bandwidth_tbps), "memory_gb": float(memory_gb),
                           "price_per_hour_usd": np.nan if price_per_hour is None else float(price_per_hour),
-                          "source": "given on the command line"}])
+                          "source": source}])
+
+
+def model_row(name: str, facts: dict, base: pd.Series | None = None, source: str = "") -> pd.DataFrame:
+    """One model row: ``facts`` (catalog columns: params_b, active_params_b, layers, kv_heads,
+    head_dim, kv_latent_dim) over ``base`` (a known model's row, or nothing). A model without
+    a base needs ``params_b``; an attention shape it lacks stays unknown (estimated from size)."""
+    row = {column: np.nan for column in MODEL_COLUMNS}
+    row.update({"architecture": "dense", "modality": "text"})
+    if base is not None:
+        row.update({k: base[k] for k in (*MODEL_COLUMNS, "architecture", "modality") if k in base.index})
+    given = {k: float(v) for k, v in facts.items() if v is not None}
+    if base is None and "params_b" not in given:
+        raise CatalogFileError(f"model {name!r} is not in the catalog: its parameter count is needed")
+    row.update(given)
+    if "params_b" in given and "active_params_b" not in given \
+            and (base is None or base.get("active_params_b") == base.get("params_b")):
+        row["active_params_b"] = given["params_b"]  # dense unless told otherwise
+    if "layers" in given:
+        row["attention_layers"] = given["layers"]
+    if row["active_params_b"] > row["params_b"]:
+        raise CatalogFileError(f"model {name!r}: active parameters ({row['active_params_b']:g}B) exceed the "
+                               f"total ({row['params_b']:g}B)")
+    if row["active_params_b"] < row["params_b"]:
+        row["architecture"] = "moe"
+    row.update({"model": name, "source": source})
+    return pd.DataFrame([row])
 
 
 def _config_int(config: dict, *keys: str, default=None):

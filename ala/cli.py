@@ -601,7 +601,8 @@ def cmd_evaluate(args) -> int:
         reproduced = evaluation.reproduce(model)
         args.tasks = args.tasks.replace("R", "")
     params = {"n_anneal": 8, "n_estimators": 60} if args.quick else {}
-    n_steps = args.folds * (("B" in args.tasks) + ("C" in args.tasks) + bool({"A", "D"} & set(args.tasks)))
+    n_steps = args.folds * (("B" in args.tasks) + ("C" in args.tasks) + ("M" in args.tasks)
+                            + bool({"A", "D"} & set(args.tasks)))
     bar = Progress(n_steps, "folds")
     results = evaluation.run(table, folds=args.folds, random_state=args.seed, tasks=args.tasks,
                              ala_params=params, progress=bar.step) if args.tasks else {}
@@ -830,8 +831,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("evaluate", "the accuracy benchmark (tasks A-D) beside the baselines")
     p.add_argument("--folds", type=int, default=5, metavar="K", help="cross-validation folds")
-    p.add_argument("--tasks", default="ABCDR",
-                   help="subset of ABCDR (R: every benchmarked curve asked again through the product's query path)")
+    p.add_argument("--tasks", default="ABCDMR",
+                   help="subset of ABCDMR (M: models never seen in training, also sized from their name alone; "
+                        "R: every benchmarked curve asked again through the product's query path)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--quick", action="store_true", help="smaller models, for a fast look")
     p.add_argument("--data", nargs="*", default=[], metavar="CSV", help="extra benchmark CSV files")

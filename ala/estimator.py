@@ -143,7 +143,8 @@ class ALA(BaseEstimator):
         say("curve regressor")
         self.embedding_ = WorkloadEmbedding().fit(self.features_)
         data = TrainingSet(configs, self.features_, curves.points, self.embedding_, self.anneal_estimators,
-                           self.transport, 0 if self.random_state is None else self.random_state)
+                           self.transport, 0 if self.random_state is None else self.random_state,
+                           config_features(configs, self.catalog_.blinded()))
         rng = np.random.default_rng(self.random_state)
         self.annealing_ = annealed_records(data, self.n_anneal, np.random.default_rng(self.random_state), say)
         base = self.annealing_.records
@@ -162,7 +163,8 @@ class ALA(BaseEstimator):
         # Calibration on plain random splits, apart from the records the predictor learnt from.
         cal = calibration_records(data, self.error_predictor_, self.kernels_, rng)
         scores = np.abs(cal["log_error"].to_numpy()) / self._expected_error(cal)
-        strata = stratum(cal["k_live"].to_numpy(), cal["n_siblings"].to_numpy(), cal["pair_seen"].to_numpy())
+        strata = stratum(cal["k_live"].to_numpy(), cal["n_siblings"].to_numpy(), cal["pair_seen"].to_numpy(),
+                         cal["catalog_estimated"].to_numpy())
         self.calibrator_ = ConformalCalibrator().fit(scores, strata)
         say("calibration")
         self.calibration_records_ = len(cal)
@@ -186,6 +188,14 @@ class ALA(BaseEstimator):
         self.__dict__.pop("_evidence", None)
         self.__dict__.pop("_names", None)
         return self
+
+    def with_catalog(self, catalog: Catalog) -> "ALA":
+        """A view of this fitted model answering with ``catalog`` (see :meth:`use_catalog`);
+        this model is left as it is (the view shares its fitted parts)."""
+        check_is_fitted(self, "regressor_")
+        view = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)
+        return view.use_catalog(catalog)
 
     # ------------------------------------------------------- kept facts
     def __getstate__(self) -> dict:
@@ -296,7 +306,7 @@ class ALA(BaseEstimator):
         rec["expected_error"] = self._expected_error(rec, without=prior_sd)
         rec["nearest"] = sim["nearest"].to_numpy()
         rec["stratum"] = stratum(rec["k_live"].to_numpy(), rec["n_siblings"].to_numpy(),
-                                 rec["pair_seen"].to_numpy())
+                                 rec["pair_seen"].to_numpy(), rec["catalog_estimated"].to_numpy())
         rec.index = table.index
         return rec
 

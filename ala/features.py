@@ -46,8 +46,10 @@ def _model_facts(row: pd.Series, catalog: Catalog) -> tuple[pd.Series, bool]:
     given = {c: row.get(c) for c in ("params_b", "active_params_b")}
     try:
         facts = catalog.model(row["model"]).copy()
-        # A size read from the name alone leaves the attention shape to an estimate.
-        estimated = str(facts.get("resolved_by", "")).startswith("size")
+        # A size read from the name alone, or facts without the attention shape (a resource's
+        # parametersB only), leave the shape to an estimate.
+        estimated = str(facts.get("resolved_by", "")).startswith("size") \
+            or not np.isfinite(float(pd.to_numeric(facts.get("layers"), errors="coerce")))
     except UnknownModelError:
         if not np.isfinite(pd.to_numeric(given["params_b"], errors="coerce") or np.nan):
             raise

@@ -206,6 +206,10 @@ class Plan:
         return asdict(self)
 
 
+#: A benchmarked curve that falls by more than this beyond its best batch caps the batch there.
+MEASURED_DROP = 0.05
+
+
 def batch_grid(max_batch: int) -> np.ndarray:
     """Candidate batch sizes: powers of two and a log-spaced grid, up to ``max_batch``."""
     grid = np.unique(np.concatenate([np.round(np.geomspace(1, max_batch, 40)),
@@ -226,7 +230,8 @@ def _price(deployment: Deployment, given: float | None, catalog: Catalog) -> tup
 def choose(batches: np.ndarray, point: np.ndarray, lower: np.ndarray, upper: np.ndarray,
            confidence: np.ndarray, deployment: Deployment, demand: float, objectives: Objectives,
            policy: Policy, price: float | None, price_source: str, prefill_s: float = 0.0,
-           itl_scale: float = 1.0, max_batch_fit: int | None = None) -> Plan:
+           itl_scale: float = 1.0, max_batch_fit: int | None = None,
+           measured_peak: tuple[int, str] | None = None) -> Plan:
     """Plan from a predicted curve (pure arithmetic; see module docstring).
 
     Notes
@@ -240,7 +245,9 @@ def choose(batches: np.ndarray, point: np.ndarray, lower: np.ndarray, upper: np.
     lower (target), upper (lower bound) and the lower end of the doubled-tail interval
     (upper bound). ``itl_scale`` corrects ``itl`` where measured inter-token latencies
     differ from ``batch / throughput`` (see :func:`measured_itl_scale`); ``max_batch_fit``
-    is the most sequences the replica's KV cache holds (:mod:`ala.feasibility`).
+    is the most sequences the replica's KV cache holds (:mod:`ala.feasibility`);
+    ``measured_peak`` is ``(batch, why)`` beyond which a benchmark of this configuration
+    was measured to fall (the fitted curve family cannot fall, so the cap is explicit).
     """
     plan = Plan(outcome="ok", deployment=asdict(deployment), demand_tokens_per_s=demand)
     q = objectives.quantile
@@ -267,6 +274,8 @@ def choose(batches: np.ndarray, point: np.ndarray, lower: np.ndarray, upper: np.
     feasible = np.isfinite(lower) & (lower > 0)
     if max_batch_fit is not None:
         feasible &= batches <= max_batch_fit
+    if measured_peak is not None:
+        feasible &= batches <= max(measured_peak[0], batches[0])
     for _, value, limit, _ in checks:
         feasible &= value <= limit
     if not feasible.any():
@@ -284,7 +293,12 @@ def choose(batches: np.ndarray, point: np.ndarray, lower: np.ndarray, upper: np.
     overall = int(np.argmax(np.where(np.isfinite(lower), lower, -np.inf)))
     bb = batches[pick]
     violated = [c for c in checks if c[1][overall] > c[2]]
-    if overall > pick and not feasible[overall] and not violated:
+    measured_binds = measured_peak is not None and batches[overall] > measured_peak[0] \
+        and (max_batch_fit is None or measured_peak[0] <= max_batch_fit)
+    if overall > pick and not feasible[overall] and not violated and measured_binds:
+        plan.batch_limited_by = "measured_peak"
+        plan.reasons.append(f"batch {int(bb)}: {measured_peak[1]}")
+    elif overall > pick and not feasible[overall] and not violated:
         plan.batch_limited_by = "kv_cache"
         plan.reasons.append(f"batch {int(bb)}: the KV cache holds at most {max_batch_fit} sequences at these "
                             f"token lengths")
@@ -401,7 +415,8 @@ def plan(model, deployment: Deployment, demand: Demand, objectives: Objectives =
             one = choose(grid, part["point"].to_numpy(), part["lower"].to_numpy(),
                          part["upper"].to_numpy(), part["confidence"].to_numpy(), cand, tokens,
                          objectives, policy, price, source, prefill_s=prefill[i],
-                         itl_scale=itl_scale if i == 0 else 1.0, max_batch_fit=None if fit is None else fit.max_batch)
+                         itl_scale=itl_scale if i == 0 else 1.0, max_batch_fit=None if fit is None else fit.max_batch,
+                         measured_peak=known.measured_peak(model, cand))
         if fit is not None:
             one.memory = {"weights_gb": fit.weights_gb, "usable_gb": fit.usable_gb,
                           "kv_gb_per_sequence": fit.kv_gb_per_sequence, "max_batch": fit.max_batch,
@@ -530,6 +545,7 @@ class Evidence:
         self.exact = {(self._model(m), self._accelerator(h), int(g), _framework_key(f), str(pr).lower())
                       for m, h, g, f, pr in configs.itertuples(index=False)}
         self.pairs = {(k[0], k[1]) for k in self.exact}
+        self._peaks: dict | None = None  # measured curves that fall, built on first use
 
     def _canonical(self, kind: str, name: str) -> str:
         key = (kind, str(name))
@@ -546,6 +562,41 @@ class Evidence:
 
     def _model(self, name: str) -> str:
         return self._canonical("model", name)
+
+    def measured_peak(self, model, d: Deployment) -> tuple[int, str] | None:
+        """The batch beyond which a benchmarked curve of this very configuration (same
+        deployment, token lengths within 5%) was measured to fall by more than
+        ``MEASURED_DROP`` (KV-cache overflow, preemption), with the reason; None when no
+        measured curve of it falls."""
+        from .extrapolation import context_coordinate, deployment_key
+
+        if self._peaks is None:
+            configs = model.configs_
+            self._peaks = {}
+            keys = deployment_key(configs)
+            ctx = context_coordinate(configs)
+            points = model.points_.groupby("config_id")
+            for cid, key, u in zip(configs.index, keys, ctx):
+                if cid not in points.groups:
+                    continue
+                g = points.get_group(cid).sort_values("batch_size")
+                b, thpt = g["batch_size"].to_numpy(float), g["throughput"].to_numpy(float)
+                top = int(np.argmax(thpt))
+                later = thpt[top + 1:]
+                if later.size and later.min() < (1 - MEASURED_DROP) * thpt[top]:
+                    j = top + 1 + int(np.argmin(later))
+                    self._peaks.setdefault(key, []).append((u, int(b[top]), float(thpt[top]), int(b[j]),
+                                                            float(thpt[j]), str(configs.loc[cid, "source"])))
+        if not self._peaks:
+            return None
+        q = model._canonical(d.query([1.0]))
+        key, u = deployment_key(q).iloc[0], float(context_coordinate(q)[0])
+        found = [p for p in self._peaks.get(key, []) if abs(p[0] - u) < math.log(1.05)]
+        if not found:
+            return None
+        _, b, top, b2, low, source = min(found, key=lambda p: p[1])
+        return b, (f"the measured curve of this configuration ({source}) falls beyond batch {b}: "
+                   f"{top:,.0f} tokens/s at batch {b}, {low:,.0f} at batch {b2}")
 
     def of(self, d: Deployment, plan: Plan, live_points: int = 0) -> dict:
         m, h = self._model(d.model), self._accelerator(d.accelerator)

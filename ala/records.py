@@ -44,6 +44,10 @@ class TrainingSet:
     n_estimators: int
     transport: bool
     seed: int
+    #: Features as if each model were known by its size alone (``Catalog.blinded``): held-out
+    #: models are also asked that way, so the error predictor and the calibration learn the
+    #: estimated-facts stratum. None: not asked.
+    estimated_features: pd.DataFrame | None = None
 
     def regressor(self, train: np.ndarray, seed: int) -> CurveRegressor:
         """A small regressor trained on the configurations where ``train`` is True."""
@@ -89,10 +93,11 @@ def record_frame(pred: pd.DataFrame, sim: pd.DataFrame, feats: pd.DataFrame, bat
 
 
 def held_out_records(data: TrainingSet, model: CurveRegressor, held_points: pd.DataFrame,
-                     train_mask: np.ndarray) -> pd.DataFrame:
-    """Held-out error records of ``model`` with no live point, one per held-out point."""
+                     train_mask: np.ndarray, estimated: bool = False) -> pd.DataFrame:
+    """Held-out error records of ``model`` with no live point, one per held-out point
+    (``estimated``: with the features of a model known by its size alone)."""
     cfg = data.configs.loc[held_points["config_id"]]
-    feats = data.features.loc[held_points["config_id"]]
+    feats = (data.estimated_features if estimated else data.features).loc[held_points["config_id"]]
     batch = held_points["batch_size"].to_numpy(float)
     pred = model.predict_log(cfg, feats, batch)
     sim = data.embedding.summary(feats[~feats.index.duplicated()], mask=train_mask)
@@ -104,6 +109,22 @@ def held_out_records(data: TrainingSet, model: CurveRegressor, held_points: pd.D
     base["log_error"] = base["log_pred"] - truth
     base["config_id"] = held_points["config_id"].to_numpy()
     return base
+
+
+def with_estimated(data: TrainingSet, model: CurveRegressor, held: np.ndarray, train: np.ndarray,
+                   records: pd.DataFrame) -> pd.DataFrame:
+    """``records`` plus, for held-out configurations whose model training never saw, the
+    same points asked as if the model were known by its size alone (a user's fine-tune
+    named ``acme/house-70b``): the estimated-facts stratum."""
+    if data.estimated_features is None:
+        return records
+    positions = np.flatnonzero(held) if np.asarray(held).dtype == bool else np.asarray(held)
+    known = set(data.configs["model"].to_numpy()[train])
+    unseen = np.array([m not in known for m in data.configs["model"].to_numpy()[positions]], bool)
+    if not unseen.any():
+        return records
+    extra = held_out_records(data, model, data.held_points(positions[unseen]), train, estimated=True)
+    return pd.concat([records, extra], ignore_index=True)
 
 
 def annealed_records(data: TrainingSet, n_iter: int, rng: np.random.Generator,
@@ -122,7 +143,8 @@ def annealed_records(data: TrainingSet, n_iter: int, rng: np.random.Generator,
             held = step_rng.choice(held, 150, replace=False)
         held = np.concatenate([held, np.flatnonzero(singles)])
         model = data.regressor(train, data.seed + step)
-        records = held_out_records(data, model, data.held_points(held), train)
+        records = with_estimated(data, model, held, train,
+                                 held_out_records(data, model, data.held_points(held), train))
         if progress is not None:
             progress(f"annealing subset {step + 1}")
         return records
@@ -188,7 +210,8 @@ def calibration_records(data: TrainingSet, error_predictor, kernels: dict,
         held = (fold_of_pair[pair_of] == fold) | (rng.random(ids.size) < 0.12)
         train = ~held
         model = data.regressor(train, data.seed + 1000 + fold)
-        frames.append(held_out_records(data, model, data.held_points(held), train).assign(step=-1 - fold))
+        records = with_estimated(data, model, held, train, held_out_records(data, model, data.held_points(held), train))
+        frames.append(records.assign(step=-1 - fold))
     base = pd.concat(frames, ignore_index=True)
     base["prior_sd"] = curve_sd(base, error_predictor.predict(base))
     return pd.concat([base, shot_records(base, kernels, rng)], ignore_index=True)

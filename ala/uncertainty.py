@@ -23,16 +23,24 @@ CONFIDENCE_TOLERANCE = 0.10
 _FLOOR = 0.005
 
 
-def stratum(k_live: np.ndarray, n_siblings: np.ndarray, pair_seen: np.ndarray) -> np.ndarray:
+def stratum(k_live: np.ndarray, n_siblings: np.ndarray, pair_seen: np.ndarray,
+            estimated: np.ndarray | None = None) -> np.ndarray:
     """Calibration stratum: live points (0, 1, 2, 3+) times what the training data knows.
 
     Knowledge levels: 2 = sibling curves of the same deployment, 1 = the same model on
-    the same accelerator in another deployment, 0 = neither. Errors of a transfer to an
-    unseen accelerator and of an interpolation between siblings differ in kind, so each
-    gets its own conformal quantile.
+    the same accelerator in another deployment, 0 = neither, 3 = neither and the model
+    known by its size alone (attention shape estimated). Errors of a transfer to an unseen
+    accelerator and of an interpolation between siblings differ in kind, so each gets its
+    own conformal quantile.
     """
     level = np.where(np.asarray(n_siblings) > 0, 2, np.where(np.asarray(pair_seen) > 0, 1, 0))
-    return 3 * np.minimum(np.asarray(k_live, int), 3) + level
+    if estimated is not None:
+        level = np.where((level == 0) & (np.asarray(estimated) > 0), 3, level)
+    return LEVELS * np.minimum(np.asarray(k_live, int), 3) + level
+
+
+#: Knowledge levels per live-point count in :func:`stratum`.
+LEVELS = 4
 
 
 class ErrorPredictor(BaseEstimator):
@@ -67,14 +75,14 @@ class ConformalCalibrator(BaseEstimator):
         scores = np.asarray(scores, float)
         strata = np.asarray(strata, int)
         self.scores_ = {int(s): np.sort(scores[strata == s]) for s in np.unique(strata)}
-        self.level_scores_ = {int(lv): np.sort(scores[strata % 3 == lv]) for lv in np.unique(strata % 3)}
+        self.level_scores_ = {int(lv): np.sort(scores[strata % LEVELS == lv]) for lv in np.unique(strata % LEVELS)}
         self.all_scores_ = np.sort(scores)
         return self
 
     def _scores(self, s: int) -> np.ndarray:
         # Too few scores in a stratum: pool over live points within the same knowledge
         # level first, and only then over everything.
-        for pool in (self.scores_.get(int(s)), self.level_scores_.get(int(s) % 3)):
+        for pool in (self.scores_.get(int(s)), self.level_scores_.get(int(s) % LEVELS)):
             if pool is not None and pool.size >= 30:
                 return pool
         return self.all_scores_

@@ -222,3 +222,30 @@ def test_the_kv_cache_caps_the_batch(small_model):
     capped = choose(bb, 1.2 * lower, lower, 1.4 * lower, np.full(5, 0.8), DEP, 1000.0, Objectives(), Policy(),
                     None, "none", max_batch_fit=300)
     assert capped.batch_size == 256 and capped.batch_limited_by == "kv_cache"
+
+
+def test_a_measured_fall_caps_the_batch(small_model):
+    """Argonne measured Meta-Llama-3-8B with TensorRT-LLM on one A100 (static batches of
+    2048/2048 tokens) to peak at batch 32 and fall by a fifth at 64 (KV-cache overflow).
+    The fitted curve family cannot fall: the plan must not go past the measured peak."""
+    from ala.planner import Deployment, Demand, Policy, plan
+
+    d = Deployment("meta-llama/Meta-Llama-3-8B", "A100", 1, "TensorRT-LLM", "16bit", 2048, 2048,
+                   batch_semantics="static offline batch (ala --static-batch)")
+    p = plan(small_model, d, Demand(output_tokens_per_s=5000), policy=Policy(max_batch=256), alternatives=False)
+    assert p.outcome in ("ok", "low_confidence") and p.batch_size <= 32
+    from ala.planner import Evidence
+
+    cap = Evidence.of_model(small_model).measured_peak(small_model, d)
+    assert cap[0] == 32 and "falls beyond batch 32" in cap[1] and "argonne" in cap[1].lower()
+    # Where the curve asked rises on (live points, a prior), the measured fall still caps it.
+    rise = 100.0 * BATCHES
+    rising = choose(BATCHES, 1.25 * rise, rise, 1.5 * rise, CONF, DEP, 1000.0, Objectives(), Policy(), None, "none",
+                    measured_peak=cap)
+    assert rising.batch_size == 32 and rising.batch_limited_by == "measured_peak"
+    assert any("falls beyond batch 32" in r for r in rising.reasons)
+    # The same deployment served with continuous batching has no measured fall: no cap from it.
+    served = plan(small_model, Deployment("meta-llama/Meta-Llama-3-8B", "A100", 1, "TensorRT-LLM", "16bit",
+                                          2048, 2048), Demand(output_tokens_per_s=5000),
+                  policy=Policy(max_batch=256), alternatives=False)
+    assert served.batch_limited_by != "measured_peak"

@@ -19,7 +19,9 @@ def test_strata_fall_back_when_small_and_level_is_checked():
     assert calibrator.quantile(0.5, np.array([1]))[0] == 1.0
     with pytest.raises(ValueError, match="confidence_level"):
         calibrator.quantile(1.0, np.array([0]))
-    assert list(stratum([0, 1, 2, 7], [0, 0, 3, 1], [0, 1, 1, 0])) == [0, 4, 8, 11]
+    assert list(stratum([0, 1, 2, 7], [0, 0, 3, 1], [0, 1, 1, 0])) == [0, 5, 10, 14]
+    # A model known by its size alone is its own level when nothing else is known of it.
+    assert list(stratum([0, 1, 0], [0, 0, 2], [0, 0, 0], [1, 1, 1])) == [3, 7, 2]
 
 
 def test_confidence_falls_with_expected_error():
