@@ -19,7 +19,7 @@ from . import explanation
 from .benchmarks import TableLike, group_curves, query_keys, read_benchmarks
 from .catalog import Catalog
 from .database import fit_parameters
-from .extrapolation import CurveRegressor
+from .extrapolation import CurveRegressor, context_coordinate, deployment_key
 from .features import config_features
 from .memo import BoundedMemo
 from .posterior import fit_kernel, update_log_curve
@@ -27,6 +27,9 @@ from .records import (NO_GAP, TrainingSet, annealed_records, calibration_records
                       record_frame, seen, shot_records)
 from .similarity import WorkloadEmbedding
 from .uncertainty import ConformalCalibrator, ErrorPredictor, stratum
+
+#: Token lengths (input plus output) within this factor count as the same configuration.
+SAME_TOKENS = 1.05
 
 logger = logging.getLogger(__name__)
 
@@ -205,6 +208,7 @@ class ALA(BaseEstimator):
         state.pop("_facts_memo", None)
         state.pop("_evidence", None)  # the planner's index of what was benchmarked
         state.pop("_names", None)  # catalog spellings, resolved on demand
+        state.pop("_point_rows", None)  # rows of each curve in points_, indexed on demand
         return state
 
     def _memo(self) -> BoundedMemo:
@@ -289,10 +293,16 @@ class ALA(BaseEstimator):
         log_pred = pred["log_pred"].to_numpy().copy()
         log_b = np.log(batch)
         prior_sd = self.error_predictor_.predict(rec)
+        k_given = np.zeros(len(table), int)
         for key, idx in table.reset_index(drop=True).groupby("query_key").indices.items():
             points = live_map.get(key)
-            if points is None or not len(points):
-                continue
+            given = points is not None and len(points) > 0
+            if not given:
+                # A configuration that was benchmarked is answered from its measurements: they
+                # are observations of it, as live points are (and calibrated the same way).
+                points = self.measured_points(cfg.iloc[[idx[0]]])
+                if not len(points):
+                    continue
             lb = np.log(points["batch_size"].to_numpy(float))
             one = cfg.iloc[[idx[0]] * lb.size]
             prior_live = self.regressor_.predict_log(one, feats.iloc[[idx[0]] * lb.size], np.exp(lb))
@@ -301,14 +311,38 @@ class ALA(BaseEstimator):
             log_pred[idx], _ = update_log_curve(log_b[idx], log_pred[idx], lb, resid,
                                                 float(np.mean(prior_sd[idx])), kernel)
             rec.loc[idx, "k_live"] = lb.size
+            k_given[idx] = lb.size if given else 0
             rec.loc[idx, "live_gap"] = np.min(np.abs(log_b[idx][:, None] - lb[None, :]), axis=1)
         rec["log_pred"] = log_pred
         rec["expected_error"] = self._expected_error(rec, without=prior_sd)
         rec["nearest"] = sim["nearest"].to_numpy()
         rec["stratum"] = stratum(rec["k_live"].to_numpy(), rec["n_siblings"].to_numpy(),
                                  rec["pair_seen"].to_numpy(), rec["catalog_estimated"].to_numpy())
+        rec["k_measured"] = rec["k_live"].to_numpy(int)  # live points or, failing them, benchmark points
+        rec["k_live"] = k_given
         rec.index = table.index
         return rec
+
+    def measured_ids(self, config: pd.DataFrame) -> list:
+        """Benchmarked curves of the configuration in the first row of ``config``
+        (canonical names): the same deployment (model, accelerator, count, parallelism,
+        engine, precision, batch semantics) at token lengths within ``SAME_TOKENS``."""
+        key = deployment_key(config.iloc[[0]]).iloc[0]
+        u = float(context_coordinate(config.iloc[[0]])[0])
+        members = self.regressor_.by_key_.get(key, [])
+        return [m for m in members if abs(float(self.regressor_.context_[m]) - u) < np.log(SAME_TOKENS)]
+
+    def measured_points(self, config: pd.DataFrame) -> pd.DataFrame:
+        """Measured points (``batch_size``, ``throughput_tokens_per_s``) of
+        :meth:`measured_ids`; empty when the configuration was not benchmarked."""
+        ids = self.measured_ids(config)
+        rows = self.__dict__.get("_point_rows")
+        if rows is None:
+            rows = self.__dict__["_point_rows"] = self.points_.groupby("config_id").indices
+        take = np.concatenate([rows[i] for i in ids if i in rows]) if ids else np.zeros(0, int)
+        pts = self.points_.iloc[take]
+        return pd.DataFrame({"batch_size": pts["batch_size"].to_numpy(float),
+                             "throughput_tokens_per_s": pts["throughput"].to_numpy(float)})
 
     def _expected_error(self, records: pd.DataFrame, without: np.ndarray | None = None) -> np.ndarray:
         """Expected |log error| of each record's prediction.

@@ -62,11 +62,15 @@ def explain(model, X: TableLike, live: TableLike | None = None, top: int = 3) ->
                        "workload": configs.loc[ids[j], "workload"], "similarity": round(float(sim[i, j]), 4)}
                       for j in order]
         n_sib = int(frame["n_siblings"].iloc[i])
+        n_bench = int(frame["k_measured"].iloc[i]) - int(frame["k_live"].iloc[i])
+        source = (f"{n_sib} sibling curve(s) of the same deployment, blended with the global regressor"
+                  if n_sib else "global regressor (no benchmarked sibling)")
+        if n_bench:
+            source = f"its own benchmark ({n_bench} measured point(s)) over a prior from {source}"
         out.append({
             "model": first.loc[i, "model"], "hardware": first.loc[i, "hardware"],
             "parameters": {k: float(params.iloc[i][k]) for k in ("a", "b", "c")},
-            "source": (f"{n_sib} sibling curve(s) of the same deployment, blended with the global regressor"
-                       if n_sib else "global regressor (no benchmarked sibling)"),
+            "source": source, "benchmark_points": n_bench,
             "similarity": float(frame["sim_max"].iloc[i]),
             "expected_error": float(frame["expected_error"].iloc[i]),
             "live_points": int(frame["k_live"].iloc[i]),

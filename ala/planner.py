@@ -49,8 +49,9 @@ class Deployment:
     data_parallel: int | None = None
 
     def __post_init__(self):
-        if int(self.accelerators) != self.accelerators or self.accelerators < 1:
-            raise ValueError(f"accelerators must be a whole number of at least 1, got {self.accelerators}.")
+        if int(self.accelerators) != self.accelerators or not 1 <= self.accelerators <= MAX_ACCELERATORS:
+            raise ValueError(f"accelerators must be a whole number in [1, {MAX_ACCELERATORS:,}], "
+                             f"got {self.accelerators}.")
         for name in ("input_tokens", "output_tokens"):
             value = getattr(self, name)
             if value is not None and not (np.isfinite(value) and MIN_TOKENS <= value <= MAX_TOKENS):
@@ -58,8 +59,8 @@ class Deployment:
                                  f"got {value}.")
         for name in ("tensor_parallel", "expert_parallel", "data_parallel"):
             value = getattr(self, name)
-            if value is not None and (int(value) != value or value < 1):
-                raise ValueError(f"{name} must be a whole number of at least 1, got {value}.")
+            if value is not None and (int(value) != value or not 1 <= value <= MAX_ACCELERATORS):
+                raise ValueError(f"{name} must be a whole number in [1, {MAX_ACCELERATORS:,}], got {value}.")
         precision_bytes(self.precision)
 
     def query(self, batches: np.ndarray) -> pd.DataFrame:
@@ -205,6 +206,9 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+
+#: The most accelerators one replica may span (the resource's schema says the same).
+MAX_ACCELERATORS = 100_000
 
 #: A benchmarked curve that falls by more than this beyond its best batch caps the batch there.
 MEASURED_DROP = 0.05
@@ -564,37 +568,26 @@ class Evidence:
         return self._canonical("model", name)
 
     def measured_peak(self, model, d: Deployment) -> tuple[int, str] | None:
-        """The batch beyond which a benchmarked curve of this very configuration (same
-        deployment, token lengths within 5%) was measured to fall by more than
-        ``MEASURED_DROP`` (KV-cache overflow, preemption), with the reason; None when no
-        measured curve of it falls."""
-        from .extrapolation import context_coordinate, deployment_key
-
+        """The batch beyond which a benchmarked curve of this very configuration
+        (``ALA.measured_ids``) was measured to fall by more than ``MEASURED_DROP``
+        (KV-cache overflow, preemption), with the reason; None when none of them falls."""
         if self._peaks is None:
-            configs = model.configs_
             self._peaks = {}
-            keys = deployment_key(configs)
-            ctx = context_coordinate(configs)
-            points = model.points_.groupby("config_id")
-            for cid, key, u in zip(configs.index, keys, ctx):
-                if cid not in points.groups:
-                    continue
-                g = points.get_group(cid).sort_values("batch_size")
+            for cid, g in model.points_.groupby("config_id"):
+                g = g.sort_values("batch_size")
                 b, thpt = g["batch_size"].to_numpy(float), g["throughput"].to_numpy(float)
                 top = int(np.argmax(thpt))
                 later = thpt[top + 1:]
                 if later.size and later.min() < (1 - MEASURED_DROP) * thpt[top]:
                     j = top + 1 + int(np.argmin(later))
-                    self._peaks.setdefault(key, []).append((u, int(b[top]), float(thpt[top]), int(b[j]),
-                                                            float(thpt[j]), str(configs.loc[cid, "source"])))
+                    self._peaks[cid] = (int(b[top]), float(thpt[top]), int(b[j]), float(thpt[j]))
         if not self._peaks:
             return None
-        q = model._canonical(d.query([1.0]))
-        key, u = deployment_key(q).iloc[0], float(context_coordinate(q)[0])
-        found = [p for p in self._peaks.get(key, []) if abs(p[0] - u) < math.log(1.05)]
+        found = [(self._peaks[c], c) for c in model.measured_ids(model._canonical(d.query([1.0]))) if c in self._peaks]
         if not found:
             return None
-        _, b, top, b2, low, source = min(found, key=lambda p: p[1])
+        (b, top, b2, low), cid = min(found, key=lambda f: f[0][0])
+        source = model.configs_.loc[cid, "source"]
         return b, (f"the measured curve of this configuration ({source}) falls beyond batch {b}: "
                    f"{top:,.0f} tokens/s at batch {b}, {low:,.0f} at batch {b2}")
 
