@@ -67,6 +67,19 @@ def check_spec(spec: kopf.Spec, meta: kopf.Meta, logger: logging.Logger | kopf.L
     return {"valid": True}
 
 
+def _config_map_reader(cluster, namespace: str):
+    """``read_config_map`` for ``parse_spec``: a ConfigMap that cannot be read is a spec
+    problem the user can fix (``SpecValid=False``), never a crash."""
+    def read(name: str) -> dict[str, str]:
+        try:
+            return cluster.config_map(namespace, name)
+        except TargetNotFound as exc:
+            raise SpecError("modelFacts.configMapRef.name", "ConfigMapNotFound", str(exc)) from None
+        except ClusterError as exc:
+            raise SpecError("modelFacts.configMapRef.name", "ConfigMapUnreadable", str(exc)) from None
+    return read
+
+
 def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
           logger: logging.Logger | kopf.Logger, memo: Shared, body: kopf.Body | None = None,
           now: datetime | None = None, **_: Any) -> dict:
@@ -84,6 +97,14 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
     before = list(status.get("conditions") or [])
     try:
         parsed = parse_spec(dict(spec))
+        changed = _spec_changed(status, generation)
+        if not changed and _too_soon(status, parsed.refit_interval_s, now):
+            conditions = set_condition(before, COND_SPEC_VALID, True, "Valid", "spec accepted", now, generation)
+            if conditions != before:
+                patch.status["conditions"] = conditions
+            return {"skipped": "interval"}
+        if parsed.model_config_ref is not None:  # read at each refit, not at each timer tick
+            parsed = parse_spec(dict(spec), read_config_map=_config_map_reader(memo.cluster, namespace))
     except SpecError as exc:
         conditions = set_condition(before, COND_SPEC_VALID, False, exc.reason, str(exc), now, generation)
         if conditions != before or status.get("observedGeneration") != generation:
@@ -91,11 +112,6 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
             patch.status["observedGeneration"] = generation
         return {"skipped": "invalid spec", "reason": exc.reason}
     conditions = set_condition(before, COND_SPEC_VALID, True, "Valid", "spec accepted", now, generation)
-    changed = _spec_changed(status, generation)
-    if not changed and _too_soon(status, parsed.refit_interval_s, now):
-        if conditions != before:
-            patch.status["conditions"] = conditions
-        return {"skipped": "interval"}
     # Every attempt is recorded, failed or not: a failure waits out the interval like a
     # success (not a retry every timer tick), and the generation it acted on is known.
     patch.status["lastAttemptTime"] = timestamp(now)

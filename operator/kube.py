@@ -141,6 +141,13 @@ class KubeCluster:
         out.update(obj.get("stringData") or {})
         return Secret(dict((obj.get("metadata") or {}).get("labels") or {}), out)
 
+    def config_map(self, namespace: str, name: str) -> dict[str, str]:
+        """A ConfigMap's data (a model's config.json, ``spec.modelFacts.configMapRef``)."""
+        obj = self._call("GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}",
+                         what=f"ConfigMap {namespace}/{name}")
+        data = obj.get("data") or {}
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
     # --- helpers --------------------------------------------------------------------------
     def _path(self, namespace: str, api_version: str, kind: str, name: str) -> str:
         prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"

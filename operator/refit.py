@@ -176,6 +176,9 @@ def step(model, spec: LLMDeploymentSpec, observations: Observations, score: Mapp
     series that began inside the queried range, are left out: they mix replicas that were
     not yet serving into the rate.
     """
+    if spec.model_facts is not None or spec.accelerator_facts is not None:
+        # The resource's own facts: a view of the shared model, which stays untouched.
+        model = model.with_catalog(model.catalog_.extend(accelerators=spec.accelerator_facts, models=spec.model_facts))
     obs = observations
     warmup_until = last_scaled.timestamp() + spec.warmup_s if last_scaled is not None else 0.0
     if obs.throughput and obs.window_start is not None \

@@ -53,6 +53,9 @@ class Cluster(Protocol):
     def secret(self, namespace: str, name: str) -> Secret:
         """A Secret's labels and data, decoded."""
 
+    def config_map(self, namespace: str, name: str) -> dict[str, str]:
+        """A ConfigMap's data."""
+
 
 @dataclass(frozen=True)
 class Shared:

@@ -15,11 +15,14 @@ import functools
 import math
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Mapping
+import json
+from typing import Any, Callable, Mapping
 
+import pandas as pd
 import yaml
 
-from ala.catalog import Catalog, UnknownAcceleratorError, UnknownModelError, precision_bytes, precision_from_name
+from ala.catalog import (Catalog, CatalogFileError, UnknownAcceleratorError, UnknownModelError, accelerator_row,
+                         model_from_config, model_row, precision_bytes, precision_from_name)
 from ala.planner import Deployment, Objectives, Policy
 
 from .constants import MODE_RECOMMEND
@@ -93,6 +96,12 @@ class LLMDeploymentSpec:
     stabilization_window_s: int = 300
     max_step: int = 2
     warmup_s: int = 120
+    #: Catalog rows the resource gives (``modelFacts``, ``hardware.acceleratorSpec``); answers
+    #: use the fitted model's catalog extended by them.
+    model_facts: pd.DataFrame | None = field(default=None, compare=False, repr=False)
+    accelerator_facts: pd.DataFrame | None = field(default=None, compare=False, repr=False)
+    #: ``(ConfigMap name, key)`` of the model's config.json when it has not been read (no reader given).
+    model_config_ref: tuple[str, str] | None = None
 
 
 def _get(spec: Mapping, path: str, default: Any = None) -> Any:
@@ -151,21 +160,32 @@ def _bundled_catalog() -> Catalog:
     return Catalog.load()
 
 
-def parse_spec(spec: Mapping[str, Any], catalog: Catalog | None = None) -> LLMDeploymentSpec:
-    """Read and check a resource's ``spec``; raises ``SpecError`` on the first problem."""
+def parse_spec(spec: Mapping[str, Any], catalog: Catalog | None = None,
+               read_config_map: Callable[[str], Mapping[str, str]] | None = None) -> LLMDeploymentSpec:
+    """Read and check a resource's ``spec``; raises ``SpecError`` on the first problem.
+
+    ``read_config_map(name)`` returns a ConfigMap's data in the resource's namespace (raising
+    ``SpecError`` when it cannot); without it a ``modelFacts.configMapRef`` is left unread
+    (``model_config_ref``) and the model's name is not checked against the catalog.
+    """
     if not isinstance(spec, Mapping):
         raise SpecError("", "NotAnObject", "spec must be an object")
     catalog = catalog or _bundled_catalog()
     model = _text(spec, "model", required=True)
     accelerator = _text(spec, "hardware.accelerator", required=True)
-    try:
-        catalog.model(model)
-    except UnknownModelError as exc:
-        raise SpecError("model", "UnknownModel", str(exc)) from None
+    model_facts, config_ref = _model_facts(spec, model, catalog, read_config_map)
+    accelerator_facts = _accelerator_facts(spec, accelerator, catalog)
+    catalog = catalog.extend(accelerators=accelerator_facts, models=model_facts)
+    if config_ref is None:  # else checked once the ConfigMap is read
+        try:
+            catalog.model(model)
+        except UnknownModelError as exc:
+            raise SpecError("model", "UnknownModel", f"{exc}; or give spec.modelFacts") from None
     try:
         catalog.accelerator(accelerator)
     except UnknownAcceleratorError as exc:
-        raise SpecError("hardware.accelerator", "UnknownAccelerator", str(exc)) from None
+        raise SpecError("hardware.accelerator", "UnknownAccelerator",
+                        f"{exc}; or give spec.hardware.acceleratorSpec") from None
     engine = (_text(spec, "engine.name") or "vllm").lower()
     if engine not in ENGINES:
         raise SpecError("engine.name", "UnknownEngine", f"{engine!r} is not one of {', '.join(ENGINES)}")
@@ -232,4 +252,86 @@ def parse_spec(spec: Mapping[str, Any], catalog: Catalog | None = None) -> LLMDe
         refit_interval_s=_number(spec, "policy.refitIntervalSeconds"),
         stabilization_window_s=_number(spec, "policy.stabilizationWindowSeconds"),
         max_step=_number(spec, "policy.maxStep"),
-        warmup_s=_number(spec, "policy.warmupSeconds"))
+        warmup_s=_number(spec, "policy.warmupSeconds"),
+        model_facts=model_facts, accelerator_facts=accelerator_facts, model_config_ref=config_ref)
+
+
+#: spec.modelFacts field -> catalog column.
+MODEL_FACT_FIELDS = {"parametersB": "params_b", "activeParametersB": "active_params_b", "layers": "layers",
+                     "kvHeads": "kv_heads", "headDim": "head_dim", "kvLatentDim": "kv_latent_dim"}
+#: spec.hardware.acceleratorSpec field -> catalog column.
+ACCELERATOR_SPEC_FIELDS = {"peakTflops": "peak_bf16_dense_tflops", "memoryBandwidthTBps": "memory_bandwidth_tbps",
+                           "memoryGB": "memory_gb"}
+
+
+def _model_facts(spec: Mapping, model: str, catalog: Catalog,
+                 read_config_map: Callable[[str], Mapping[str, str]] | None):
+    """The catalog row ``spec.modelFacts`` gives (None when it gives nothing), and the
+    ConfigMap reference left unread when there is no reader."""
+    if _get(spec, "modelFacts") is not None and not isinstance(_get(spec, "modelFacts"), Mapping):
+        raise SpecError("modelFacts", "NotAnObject", "must be an object")
+    inline = {column: _number(spec, f"modelFacts.{key}") for key, column in MODEL_FACT_FIELDS.items()}
+    inline = {k: v for k, v in inline.items() if v is not None}
+    ref = _get(spec, "modelFacts.configMapRef")
+    if ref is not None and not isinstance(ref, Mapping):
+        raise SpecError("modelFacts.configMapRef", "NotAnObject", "must be an object")
+    if _get(spec, "modelFacts.configMapRef.key") == "":
+        raise SpecError("modelFacts.configMapRef.key", "MissingField", "must not be empty (default: config.json)")
+    ref_key = _text(spec, "modelFacts.configMapRef.key") or "config.json"
+    # Only the fields the schema names count (the API server prunes any other key).
+    named = ref is not None and any(ref.get(k) is not None for k in ("name", "key"))
+    ref_name = _text(spec, "modelFacts.configMapRef.name", required=named)
+    if ref_name is None and not inline:
+        return None, None
+    if ref_name is not None and read_config_map is None:
+        return None, (ref_name, ref_key)
+    where = "spec.modelFacts"
+    base = None
+    try:  # facts for a model the catalog knows replace its row: siblings and history still count
+        known, route = catalog.resolve_model(model)
+        name = model if route.startswith("size") else str(known["model"])
+    except UnknownModelError:
+        known, name = None, model
+    if ref_name is not None:
+        where = f"ConfigMap {ref_name} key {ref_key}"
+        data = read_config_map(ref_name)  # raises SpecError when it cannot be read
+        if ref_key not in data:
+            raise SpecError("modelFacts.configMapRef.key", "ConfigMapKeyMissing",
+                            f"ConfigMap {ref_name} has no key {ref_key!r}")  # its other keys are not said
+        try:
+            config = json.loads(data[ref_key])
+            base = model_from_config(name, config, where).iloc[0]
+        except json.JSONDecodeError as exc:
+            raise SpecError("modelFacts.configMapRef", "InvalidModelConfig",
+                            f"{where} is not valid JSON ({exc})") from None
+        except CatalogFileError as exc:
+            raise SpecError("modelFacts.configMapRef", "InvalidModelConfig", str(exc)) from None
+        if inline:
+            where += " and spec.modelFacts"
+    else:
+        base = known  # the catalog's row, or the size the name states: inline numbers go over it
+    try:
+        return model_row(name, inline, base, source=f"given: {where}"), None
+    except CatalogFileError as exc:
+        field_name = "modelFacts.parametersB" if "parameter count" in str(exc) else "modelFacts"
+        raise SpecError(field_name, "MissingField" if "needed" in str(exc) else "OutOfRange", str(exc)) from None
+
+
+def _accelerator_facts(spec: Mapping, accelerator: str, catalog: Catalog) -> pd.DataFrame | None:
+    """The catalog row ``spec.hardware.acceleratorSpec`` gives (None when it gives nothing)."""
+    given = {column: _number(spec, f"hardware.acceleratorSpec.{key}") for key, column in ACCELERATOR_SPEC_FIELDS.items()}
+    if all(v is None for v in given.values()):
+        return None
+    try:
+        known = catalog.accelerator(accelerator)
+    except UnknownAcceleratorError:
+        missing = [k for k, column in ACCELERATOR_SPEC_FIELDS.items() if given[column] is None]
+        if missing:
+            raise SpecError(f"hardware.acceleratorSpec.{missing[0]}", "MissingField",
+                            f"{accelerator!r} is not in the catalog: give all of "
+                            f"{', '.join(ACCELERATOR_SPEC_FIELDS)} (missing {', '.join(missing)})") from None
+        return accelerator_row(accelerator, *given.values(), source="given: spec.hardware.acceleratorSpec")
+    values = [known[column] if given[column] is None else given[column] for column in ACCELERATOR_SPEC_FIELDS.values()]
+    return accelerator_row(str(known["name"]), *values, price_per_hour=known.get("price_per_hour_usd"),
+                           vendor=str(known.get("vendor", "")), source="given: spec.hardware.acceleratorSpec",
+                           aliases=str(known.get("aliases", "")))

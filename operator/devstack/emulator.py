@@ -43,6 +43,7 @@ CORE = {  # resource -> (kind, namespaced, subresources)
     "v1/namespaces": ("Namespace", False, ()),
     "v1/events": ("Event", True, ()),
     "v1/secrets": ("Secret", True, ()),
+    "v1/configmaps": ("ConfigMap", True, ()),
     "apps/v1/deployments": ("Deployment", True, ("status", "scale")),
     "apps/v1/statefulsets": ("StatefulSet", True, ("status", "scale")),
     "v1/services": ("Service", True, ("status",)),

@@ -136,6 +136,18 @@ class _Cluster:
     def patch_status(self, *args, **kwargs):
         return None
 
+    def config_map(self, namespace, name):
+        # Whatever a generated spec names: a config of a small dense decoder, a missing map,
+        # or one whose key is something else.
+        from ala_operator.kube import TargetNotFound
+
+        if name.startswith("1"):
+            raise TargetNotFound(f"GET ConfigMap {namespace}/{name}: 404 Not Found", 404)
+        if name.startswith("2"):
+            return {"other": "{}"}
+        return {"config.json": '{"hidden_size": 2048, "num_hidden_layers": 16, "vocab_size": 32000, '
+                               '"num_attention_heads": 16}'}
+
 
 @pytest.fixture(scope="module")
 def memo(small_model):

@@ -6,6 +6,7 @@ One stack serves the whole module: the resources are created together and watche
 about two minutes (the operator refits every 10 s), then each test reads the record.
 """
 
+import json
 import math
 import time
 import urllib.request
@@ -190,6 +191,17 @@ def test_rbac_grants_what_the_operator_uses_and_nothing_else(record):
     # With no URL allow-list (the default install) the Secret is never read: no grant.
     with pytest.raises(CredentialsRefused, match="CredentialsNotAllowed|ALA_PROMETHEUS_ALLOWED_URLS"):
         memo.prometheus(parse_spec(spec), NS)
+    # The ConfigMap code path (a model's config.json), through the handler's own reader.
+    from ala_operator.handlers import _config_map_reader
+
+    config = {"hidden_size": 4096, "num_hidden_layers": 32, "vocab_size": 128256, "num_attention_heads": 32,
+              "num_key_value_heads": 8, "intermediate_size": 14336}
+    stack.request("POST", f"/api/v1/namespaces/{NS}/configmaps",
+                  {"metadata": {"name": "house-config"}, "data": {"config.json": json.dumps(config)}})
+    spec = dict(record["objects"]["cautious"]["spec"], model="acme/house-8b",
+                modelFacts={"configMapRef": {"name": "house-config"}})
+    facts = parse_spec(spec, read_config_map=_config_map_reader(memo.cluster, NS)).model_facts.iloc[0]
+    assert abs(facts["params_b"] - 8.03) < 0.01
     used = {(group, resource, verb) for agent, group, resource, verb in stack.core.emulator.used
             if agent in ("kopf", "OpenAPI-Generator")}
     assert used, stack.core.emulator.used

@@ -194,3 +194,59 @@ def test_first_refit_without_metrics_recommends_from_the_prior_and_says_so(small
     assert status["recommendation"]["livePoints"] == 0 and status["recommendation"]["replicas"]["target"] >= 1
     conditions = {c["type"]: c["status"] for c in status["conditions"]}
     assert conditions["MetricsAvailable"] == "False" and conditions["RecommendationProvided"] == "True"
+
+
+class ConfigMaps(FakeCluster):
+    def __init__(self, maps, **kw):
+        super().__init__(**kw)
+        self.maps = maps
+
+    def config_map(self, namespace, name):
+        self.calls.append(("config_map", (namespace, name)))
+        if name not in self.maps:
+            from ala_operator.kube import TargetNotFound
+            raise TargetNotFound(f"GET ConfigMap {namespace}/{name}: 404 Not Found", 404)
+        return self.maps[name]
+
+
+def test_a_house_model_is_sized_from_its_config_map(small_model, prom, examples):
+    """A fine-tune the catalog has never heard of: its config.json in a ConfigMap gives the
+    facts; the plan says where they came from and holds the weights in memory."""
+    import json
+
+    config = {"hidden_size": 8192, "num_hidden_layers": 80, "vocab_size": 128256, "num_attention_heads": 64,
+              "num_key_value_heads": 8, "intermediate_size": 28672}
+    spec = copy.deepcopy(examples["vllm-llama-8b"]["spec"])
+    spec["model"] = "acme/house-70b-sft"
+    spec["modelFacts"] = {"configMapRef": {"name": "house-70b"}}
+    spec["demand"] = {"tokensPerSecond": 2000}
+    cluster = ConfigMaps({})
+    patch = kopf.Patch()
+    out = refit(spec=spec, meta=META, status={}, patch=patch, logger=LOG, memo=_memo(small_model, prom, cluster),
+                now=NOW)
+    assert out["reason"] == "ConfigMapNotFound"
+    cond = {c["type"]: c for c in patch["status"]["conditions"]}["SpecValid"]
+    assert cond["status"] == "False" and "house-70b" in cond["message"] and "recommendation" not in patch["status"]
+    cluster.maps["house-70b"] = {"config.json": json.dumps(config)}
+    prom.answers["/api/v1/query_range"] = [(200, _matrix([])), (200, _matrix([]))]
+    patch = kopf.Patch()
+    refit(spec=spec, meta=META, status={}, patch=patch, logger=LOG, memo=_memo(small_model, prom, cluster), now=NOW)
+    rec = patch["status"]["recommendation"]
+    assert rec["modelFacts"] == "given: ConfigMap house-70b key config.json"
+    # 70.6B parameters in bf16 do not fit one H100: the plan says so instead of sizing 8B.
+    assert rec["outcome"] == "infeasible" and rec["memory"]["minAccelerators"] >= 2
+    assert small_model.catalog_.models["model"].eq("acme/house-70b-sft").sum() == 0  # shared model untouched
+
+
+def test_inline_facts_reach_the_plan(small_model, prom, examples):
+    spec = copy.deepcopy(examples["vllm-llama-8b"]["spec"])
+    spec["model"] = "acme/house-model"
+    spec["modelFacts"] = {"parametersB": 8, "layers": 32, "kvHeads": 8, "headDim": 128}
+    spec["demand"] = {"tokensPerSecond": 2000}
+    prom.answers["/api/v1/query_range"] = [(200, _matrix([])), (200, _matrix([]))]
+    patch = kopf.Patch()
+    refit(spec=spec, meta=META, status={}, patch=patch, logger=LOG, memo=_memo(small_model, prom, FakeCluster()),
+          now=NOW)
+    rec = patch["status"]["recommendation"]
+    assert rec["modelFacts"] == "given: spec.modelFacts" and rec["outcome"] in ("ok", "low_confidence")
+    assert rec["replicas"]["target"] >= 1

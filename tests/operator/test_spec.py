@@ -65,3 +65,99 @@ def test_precision_comes_from_the_checkpoint_name_when_absent(examples):
     assert parsed.deployment.precision == "fp8"
     spec.setdefault("engine", {})["precision"] = "bfloat16"
     assert parse_spec(spec).deployment.precision == "bfloat16"
+
+
+def test_a_model_the_catalog_lacks_is_described_inline(examples):
+    spec = copy.deepcopy(examples["vllm-llama-8b"]["spec"])
+    spec["model"] = "acme/house-model"
+    with pytest.raises(SpecError) as err:
+        parse_spec(spec)
+    assert err.value.reason == "UnknownModel" and "spec.modelFacts" in str(err.value)
+    spec["modelFacts"] = {"parametersB": 12, "layers": 40, "kvHeads": 8, "headDim": 128}
+    parsed = parse_spec(spec)
+    row = parsed.model_facts.iloc[0]
+    assert row["model"] == "acme/house-model" and row["params_b"] == row["active_params_b"] == 12
+    assert row["kv_heads"] == 8 and row["source"] == "given: spec.modelFacts"
+
+
+def test_inline_facts_override_a_catalog_model_and_keep_the_rest(examples):
+    spec = copy.deepcopy(examples["vllm-llama-8b"]["spec"])
+    spec["modelFacts"] = {"kvHeads": 4}
+    row = parse_spec(spec).model_facts.iloc[0]
+    assert row["kv_heads"] == 4 and row["layers"] == 32 and abs(row["params_b"] - 8.0) < 0.1
+
+
+@pytest.mark.parametrize("facts,field,reason", [
+    ({"layers": 40}, "modelFacts.parametersB", "MissingField"),
+    ({"parametersB": 0.001}, "modelFacts.parametersB", "OutOfRange"),
+    ({"parametersB": 7, "activeParametersB": 9}, "modelFacts", "OutOfRange"),
+    ({"parametersB": "big"}, "modelFacts.parametersB", "NotANumber"),
+])
+def test_bad_inline_facts_name_the_field(examples, facts, field, reason):
+    spec = copy.deepcopy(examples["vllm-llama-8b"]["spec"])
+    spec["model"], spec["modelFacts"] = "acme/house-model", facts
+    with pytest.raises(SpecError) as err:
+        parse_spec(spec)
+    assert (err.value.field, err.value.reason) == (field, reason)
+
+
+def test_an_accelerator_the_catalog_lacks_is_described_by_its_specs(examples):
+    spec = copy.deepcopy(examples["vllm-llama-8b"]["spec"])
+    spec["hardware"]["accelerator"] = "Acme X1"
+    spec["hardware"]["acceleratorSpec"] = {"peakTflops": 500, "memoryBandwidthTBps": 4}
+    with pytest.raises(SpecError) as err:
+        parse_spec(spec)
+    assert err.value.field == "hardware.acceleratorSpec.memoryGB" and err.value.reason == "MissingField"
+    spec["hardware"]["acceleratorSpec"]["memoryGB"] = 96
+    row = parse_spec(spec).accelerator_facts.iloc[0]
+    assert (row["name"], row["memory_gb"]) == ("Acme X1", 96)
+    # A known accelerator takes partial overrides and keeps its aliases.
+    spec["hardware"] = {"accelerator": "NVIDIA H100 GPU", "acceleratorSpec": {"memoryGB": 94}}
+    row = parse_spec(spec).accelerator_facts.iloc[0]
+    assert row["name"] == "H100" and row["memory_gb"] == 94 and row["peak_bf16_dense_tflops"] > 900
+
+
+CONFIG = {"hidden_size": 4096, "num_hidden_layers": 32, "vocab_size": 128256, "num_attention_heads": 32,
+          "num_key_value_heads": 8, "intermediate_size": 14336}
+
+
+def test_a_config_map_holds_the_model_config(examples):
+    import json
+
+    spec = copy.deepcopy(examples["vllm-llama-8b"]["spec"])
+    spec["model"] = "acme/house-8b-finetune"
+    spec["modelFacts"] = {"configMapRef": {"name": "house-config"}}
+    unread = parse_spec(spec)  # no reader (the create handler): checked at the refit
+    assert unread.model_config_ref == ("house-config", "config.json") and unread.model_facts is None
+    maps = {"house-config": {"config.json": json.dumps(CONFIG)}}
+    parsed = parse_spec(spec, read_config_map=lambda name: maps[name])
+    row = parsed.model_facts.iloc[0]
+    assert abs(row["params_b"] - 8.03) < 0.01 and row["kv_heads"] == 8
+    assert row["source"] == "given: ConfigMap house-config key config.json"
+    maps["house-config"] = {"other.json": "{}"}
+    with pytest.raises(SpecError) as err:
+        parse_spec(spec, read_config_map=lambda name: maps[name])
+    assert err.value.reason == "ConfigMapKeyMissing" and "other.json" not in str(err.value)
+    maps["house-config"] = {"config.json": "{not json"}
+    with pytest.raises(SpecError) as err:
+        parse_spec(spec, read_config_map=lambda name: maps[name])
+    assert err.value.reason == "InvalidModelConfig"
+    maps["house-config"] = {"config.json": json.dumps({"model_type": "bert"})}
+    with pytest.raises(SpecError, match="lacks hidden_size"):
+        parse_spec(spec, read_config_map=lambda name: maps[name])
+
+
+def test_facts_for_a_known_checkpoint_keep_its_catalog_name(examples):
+    """Overriding one fact of a quantised catalog model keeps the model's identity (its
+    benchmarks still count) and its other facts."""
+    spec = copy.deepcopy(examples["vllm-llama-8b"]["spec"])
+    spec["model"], spec["modelFacts"] = "nvidia/Llama-3.1-8B-Instruct-FP8", {"kvHeads": 4}
+    spec.get("engine", {}).pop("precision", None)
+    parsed = parse_spec(spec)
+    row = parsed.model_facts.iloc[0]
+    assert row["model"] == "meta-llama/Llama-3.1-8B-Instruct" and row["kv_heads"] == 4
+    assert parsed.deployment.precision == "fp8"
+    # A name with only a size in it: the given shape goes over the size the name states.
+    spec["model"], spec["modelFacts"] = "acme/house-70b", {"layers": 80, "kvHeads": 8, "headDim": 128}
+    row = parse_spec(spec).model_facts.iloc[0]
+    assert (row["model"], row["params_b"], row["layers"]) == ("acme/house-70b", 70, 80)
