@@ -45,8 +45,8 @@ class TrainingSet:
     transport: bool
     seed: int
     #: Features as if each model were known by its size alone (``Catalog.blinded``): held-out
-    #: models are also asked that way, so the error predictor and the calibration learn the
-    #: estimated-facts stratum. None: not asked.
+    #: unseen models are also asked that way in the calibration splits, so the calibration
+    #: knows the estimated-facts stratum. None: not asked.
     estimated_features: pd.DataFrame | None = None
 
     def regressor(self, train: np.ndarray, seed: int) -> CurveRegressor:
@@ -111,6 +111,10 @@ def held_out_records(data: TrainingSet, model: CurveRegressor, held_points: pd.D
     return base
 
 
+#: Appended to the config_id of records asked with size-only facts.
+ESTIMATED_SUFFIX = "~size-only"
+
+
 def with_estimated(data: TrainingSet, model: CurveRegressor, held: np.ndarray, train: np.ndarray,
                    records: pd.DataFrame) -> pd.DataFrame:
     """``records`` plus, for held-out configurations whose model training never saw, the
@@ -124,6 +128,8 @@ def with_estimated(data: TrainingSet, model: CurveRegressor, held: np.ndarray, t
     if not unseen.any():
         return records
     extra = held_out_records(data, model, data.held_points(positions[unseen]), train, estimated=True)
+    # Curves of their own (shot records and prior scales are per curve), marked by the id.
+    extra["config_id"] = extra["config_id"].astype(str) + ESTIMATED_SUFFIX
     return pd.concat([records, extra], ignore_index=True)
 
 
@@ -143,8 +149,7 @@ def annealed_records(data: TrainingSet, n_iter: int, rng: np.random.Generator,
             held = step_rng.choice(held, 150, replace=False)
         held = np.concatenate([held, np.flatnonzero(singles)])
         model = data.regressor(train, data.seed + step)
-        records = with_estimated(data, model, held, train,
-                                 held_out_records(data, model, data.held_points(held), train))
+        records = held_out_records(data, model, data.held_points(held), train)
         if progress is not None:
             progress(f"annealing subset {step + 1}")
         return records
@@ -200,7 +205,11 @@ def shot_records(base: pd.DataFrame, kernels: dict, rng: np.random.Generator) ->
 def calibration_records(data: TrainingSet, error_predictor, kernels: dict,
                         rng: np.random.Generator) -> pd.DataFrame:
     """Held-out records of plain random splits: whole (model, accelerator) pairs out,
-    plus single curves whose siblings stay in training; with their few-shot records."""
+    plus single curves whose siblings stay in training; with their few-shot records.
+
+    Held-out configurations of models training never saw are also asked with size-only
+    facts (:func:`with_estimated`): only here, for the calibration's own stratum, so that
+    the error predictor and the answers for every other query stay as they were."""
     ids = np.asarray(data.configs.index)
     pairs = (data.configs["model"] + "|" + data.configs["hardware"]).to_numpy()
     labels, pair_of = np.unique(pairs, return_inverse=True)
@@ -214,4 +223,7 @@ def calibration_records(data: TrainingSet, error_predictor, kernels: dict,
         frames.append(records.assign(step=-1 - fold))
     base = pd.concat(frames, ignore_index=True)
     base["prior_sd"] = curve_sd(base, error_predictor.predict(base))
-    return pd.concat([base, shot_records(base, kernels, rng)], ignore_index=True)
+    # Size-only records after the others: the random draws of the others stay what they were.
+    estimated = base["config_id"].astype(str).str.endswith(ESTIMATED_SUFFIX).to_numpy()
+    return pd.concat([base[~estimated], shot_records(base[~estimated], kernels, rng),
+                      base[estimated], shot_records(base[estimated], kernels, rng)], ignore_index=True)

@@ -29,3 +29,14 @@ def test_confidence_falls_with_expected_error():
     calibrator = ConformalCalibrator().fit(np.abs(rng.normal(size=500)), np.zeros(500, int))
     conf = calibrator.confidence(np.array([0.01, 0.05, 0.2, 1.0]), np.zeros(4, int))
     assert np.all(np.diff(conf) < 0) and conf[0] > 0.95 and conf[-1] < 0.2
+
+
+def test_size_only_facts_have_their_own_calibration_stratum(small_model):
+    """Held-out unseen models asked by size alone fill their own strata (level 3)."""
+    from ala.uncertainty import LEVELS
+
+    counts = {s: len(v) for s, v in small_model.calibrator_.scores_.items()}
+    assert counts.get(3, 0) >= 30
+    # The estimated stratum's scores are its own: intervals for a size-only model come from them.
+    q_est, q_unseen = small_model.calibrator_.quantile(0.9, np.array([3, 0]))
+    assert q_est != q_unseen and all(s % LEVELS in (0, 1, 2, 3) for s in counts)
