@@ -294,25 +294,40 @@ class ALA(BaseEstimator):
         log_b = np.log(batch)
         prior_sd = self.error_predictor_.predict(rec)
         k_given = np.zeros(len(table), int)
+        # Deployment key and token coordinate of each distinct configuration, once per call.
+        dkeys = dict(zip(unique.index, deployment_key(unique)))
+        coords = dict(zip(unique.index, context_coordinate(unique)))
+        jobs = []  # (rows of the configuration, log batches observed, log throughputs, given by the caller)
         for key, idx in table.reset_index(drop=True).groupby("query_key").indices.items():
             points = live_map.get(key)
             given = points is not None and len(points) > 0
             if not given:
                 # A configuration that was benchmarked is answered from its measurements: they
                 # are observations of it, as live points are (and calibrated the same way).
-                points = self.measured_points(cfg.iloc[[idx[0]]])
-                if not len(points):
+                points = self._points_of(self._measured(dkeys[key], coords[key]))
+                if points is None:
                     continue
-            lb = np.log(points["batch_size"].to_numpy(float))
-            one = cfg.iloc[[idx[0]] * lb.size]
-            prior_live = self.regressor_.predict_log(one, feats.iloc[[idx[0]] * lb.size], np.exp(lb))
-            resid = np.log(points["throughput_tokens_per_s"].to_numpy(float)) - prior_live["log_pred"].to_numpy()
-            kernel = self.kernels_[bool(rec["n_siblings"].to_numpy()[idx[0]] > 0)]
-            log_pred[idx], _ = update_log_curve(log_b[idx], log_pred[idx], lb, resid,
-                                                float(np.mean(prior_sd[idx])), kernel)
-            rec.loc[idx, "k_live"] = lb.size
-            k_given[idx] = lb.size if given else 0
-            rec.loc[idx, "live_gap"] = np.min(np.abs(log_b[idx][:, None] - lb[None, :]), axis=1)
+            jobs.append((idx, np.log(points["batch_size"].to_numpy(float)),
+                         np.log(points["throughput_tokens_per_s"].to_numpy(float)), given))
+        if jobs:
+            # The prior at every observed batch in one regressor call (one per configuration is slow).
+            at = np.concatenate([np.full(lb.size, idx[0]) for idx, lb, _, _ in jobs])
+            prior_at = self.regressor_.predict_log(cfg.iloc[at], feats.iloc[at],
+                                                   np.exp(np.concatenate([lb for _, lb, _, _ in jobs])))["log_pred"]
+            prior_at = prior_at.to_numpy()
+            k_live, live_gap = rec["k_live"].to_numpy(int).copy(), rec["live_gap"].to_numpy(float).copy()
+            siblings = rec["n_siblings"].to_numpy()
+            start = 0
+            for idx, lb, ly, given in jobs:
+                resid = ly - prior_at[start:start + lb.size]
+                start += lb.size
+                kernel = self.kernels_[bool(siblings[idx[0]] > 0)]
+                log_pred[idx], _ = update_log_curve(log_b[idx], log_pred[idx], lb, resid,
+                                                    float(np.mean(prior_sd[idx])), kernel)
+                k_live[idx] = lb.size
+                k_given[idx] = lb.size if given else 0
+                live_gap[idx] = np.min(np.abs(log_b[idx][:, None] - lb[None, :]), axis=1)
+            rec["k_live"], rec["live_gap"] = k_live, live_gap
         rec["log_pred"] = log_pred
         rec["expected_error"] = self._expected_error(rec, without=prior_sd)
         rec["nearest"] = sim["nearest"].to_numpy()
@@ -327,19 +342,27 @@ class ALA(BaseEstimator):
         """Benchmarked curves of the configuration in the first row of ``config``
         (canonical names): the same deployment (model, accelerator, count, parallelism,
         engine, precision, batch semantics) at token lengths within ``SAME_TOKENS``."""
-        key = deployment_key(config.iloc[[0]]).iloc[0]
-        u = float(context_coordinate(config.iloc[[0]])[0])
-        members = self.regressor_.by_key_.get(key, [])
+        return self._measured(deployment_key(config.iloc[[0]]).iloc[0], float(context_coordinate(config.iloc[[0]])[0]))
+
+    def _measured(self, key: str, u: float) -> list:
+        members = self.regressor_.by_key_.get(key)
+        if members is None:  # most queries: no curve of this deployment at all
+            return []
         return [m for m in members if abs(float(self.regressor_.context_[m]) - u) < np.log(SAME_TOKENS)]
 
     def measured_points(self, config: pd.DataFrame) -> pd.DataFrame:
         """Measured points (``batch_size``, ``throughput_tokens_per_s``) of
         :meth:`measured_ids`; empty when the configuration was not benchmarked."""
-        ids = self.measured_ids(config)
+        points = self._points_of(self.measured_ids(config))
+        return points if points is not None else pd.DataFrame({"batch_size": [], "throughput_tokens_per_s": []})
+
+    def _points_of(self, ids: list) -> pd.DataFrame | None:
+        if not ids:
+            return None
         rows = self.__dict__.get("_point_rows")
         if rows is None:
             rows = self.__dict__["_point_rows"] = self.points_.groupby("config_id").indices
-        take = np.concatenate([rows[i] for i in ids if i in rows]) if ids else np.zeros(0, int)
+        take = np.concatenate([rows[i] for i in ids if i in rows])
         pts = self.points_.iloc[take]
         return pd.DataFrame({"batch_size": pts["batch_size"].to_numpy(float),
                              "throughput_tokens_per_s": pts["throughput"].to_numpy(float)})
