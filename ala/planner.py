@@ -550,6 +550,7 @@ class Evidence:
                       for m, h, g, f, pr in configs.itertuples(index=False)}
         self.pairs = {(k[0], k[1]) for k in self.exact}
         self._peaks: dict | None = None  # measured curves that fall, built on first use
+        self._peak_of: dict = {}  # Deployment -> its measured_peak answer
 
     def _canonical(self, kind: str, name: str) -> str:
         key = (kind, str(name))
@@ -583,13 +584,17 @@ class Evidence:
                     self._peaks[cid] = (int(b[top]), float(thpt[top]), int(b[j]), float(thpt[j]))
         if not self._peaks:
             return None
+        if d in self._peak_of:  # the same deployments are planned again at every refit
+            return self._peak_of[d]
+        self._peak_of[d] = None
         found = [(self._peaks[c], c) for c in model.measured_ids(model._canonical(d.query([1.0]))) if c in self._peaks]
         if not found:
             return None
         (b, top, b2, low), cid = min(found, key=lambda f: f[0][0])
         source = model.configs_.loc[cid, "source"]
-        return b, (f"the measured curve of this configuration ({source}) falls beyond batch {b}: "
-                   f"{top:,.0f} tokens/s at batch {b}, {low:,.0f} at batch {b2}")
+        self._peak_of[d] = b, (f"the measured curve of this configuration ({source}) falls beyond batch {b}: "
+                               f"{top:,.0f} tokens/s at batch {b}, {low:,.0f} at batch {b2}")
+        return self._peak_of[d]
 
     def of(self, d: Deployment, plan: Plan, live_points: int = 0) -> dict:
         m, h = self._model(d.model), self._accelerator(d.accelerator)
