@@ -301,14 +301,16 @@ class ALA(BaseEstimator):
         for key, idx in table.reset_index(drop=True).groupby("query_key").indices.items():
             points = live_map.get(key)
             given = points is not None and len(points) > 0
-            if not given:
+            if given:
+                observed = (np.log(points["batch_size"].to_numpy(float)),
+                            np.log(points["throughput_tokens_per_s"].to_numpy(float)))
+            else:
                 # A configuration that was benchmarked is answered from its measurements: they
                 # are observations of it, as live points are (and calibrated the same way).
-                points = self._points_of(self._measured(dkeys[key], coords[key]))
-                if points is None:
+                observed = self._points_of(self._measured(dkeys[key], coords[key]))
+                if observed is None:
                     continue
-            jobs.append((idx, np.log(points["batch_size"].to_numpy(float)),
-                         np.log(points["throughput_tokens_per_s"].to_numpy(float)), given))
+            jobs.append((idx, *observed, given))
         if jobs:
             # The prior at every observed batch in one regressor call (one per configuration is slow).
             at = np.concatenate([np.full(lb.size, idx[0]) for idx, lb, _, _ in jobs])
@@ -350,22 +352,15 @@ class ALA(BaseEstimator):
             return []
         return [m for m in members if abs(float(self.regressor_.context_[m]) - u) < np.log(SAME_TOKENS)]
 
-    def measured_points(self, config: pd.DataFrame) -> pd.DataFrame:
-        """Measured points (``batch_size``, ``throughput_tokens_per_s``) of
-        :meth:`measured_ids`; empty when the configuration was not benchmarked."""
-        points = self._points_of(self.measured_ids(config))
-        return points if points is not None else pd.DataFrame({"batch_size": [], "throughput_tokens_per_s": []})
-
-    def _points_of(self, ids: list) -> pd.DataFrame | None:
+    def _points_of(self, ids: list) -> tuple[np.ndarray, np.ndarray] | None:
+        """Log batch sizes and log throughputs measured on the curves ``ids`` (None: none)."""
         if not ids:
             return None
         rows = self.__dict__.get("_point_rows")
         if rows is None:
             rows = self.__dict__["_point_rows"] = self.points_.groupby("config_id").indices
-        take = np.concatenate([rows[i] for i in ids if i in rows])
-        pts = self.points_.iloc[take]
-        return pd.DataFrame({"batch_size": pts["batch_size"].to_numpy(float),
-                             "throughput_tokens_per_s": pts["throughput"].to_numpy(float)})
+        pts = self.points_.iloc[np.concatenate([rows[i] for i in ids if i in rows])]
+        return np.log(pts["batch_size"].to_numpy(float)), np.log(pts["throughput"].to_numpy(float))
 
     def _expected_error(self, records: pd.DataFrame, without: np.ndarray | None = None) -> np.ndarray:
         """Expected |log error| of each record's prediction.
