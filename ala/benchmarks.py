@@ -45,6 +45,8 @@ OVERRIDE_COLUMNS = ("params_b", "active_params_b", "peak_bf16_dense_tflops",
 BUNDLED_FILES = ("llm_inference_bench.csv", "mlenergy_v3.csv")
 DEFAULTS = {"source": "user", "workload": "unspecified", "framework_version": "", "variant": "",
             "batch_semantics": "", "run_id": "", "disaggregated": False, "replicate": 0}
+#: Optional columns of live rows: seconds of observation behind each row (see ``ALA.predict``).
+LIVE_COLUMNS = ("evidence_s",)
 
 
 class BenchmarkError(ValueError):
@@ -183,7 +185,7 @@ def validate_table(frame: pd.DataFrame, where: str = "table", *, measurements: b
         out[column] = _numeric(frame, column, where, is_file, required=required_col,
                                positive=column in POSITIVE_COLUMNS or column == "num_gpus",
                                integer=column in INTEGER_COLUMNS)
-    for column in OVERRIDE_COLUMNS:
+    for column in OVERRIDE_COLUMNS + LIVE_COLUMNS:
         if column in frame.columns:
             out[column] = _numeric(frame, column, where, is_file, required=False, positive=True,
                                    integer=False)

@@ -59,6 +59,9 @@ FLAG_NAMES = {"accelerators": "--accelerators", "input_tokens": "--input-tokens"
 _FIELD = re.compile(r"(?<![\w-])(" + "|".join(sorted(FLAG_NAMES, key=len, reverse=True)) + r")(?![\w-])")
 
 
+#: Outcomes that size replicas (``no_demand`` sizes them for zero demand, saying so).
+SIZED = ("ok", "no_demand")
+
 def _flagged(exc: Exception) -> InputError:
     """A library ``ValueError`` as the user's input error, naming flags instead of fields."""
     return InputError(_FIELD.sub(lambda m: FLAG_NAMES[m.group(1)], str(exc)))
@@ -420,7 +423,7 @@ def cmd_plan(args) -> int:
                               **echo}, indent=2, default=float))
         else:
             print(_comparison_text(plans))
-        return 0 if any(p.outcome == "ok" for p in plans) else EXIT_NO_PLAN
+        return 0 if any(p.outcome in SIZED for p in plans) else EXIT_NO_PLAN
     result = plans[0]
     if args.plot:
         deployment = deployments[0]
@@ -434,7 +437,7 @@ def cmd_plan(args) -> int:
                          default=float))
     else:
         print(_plan_text(result))
-    return 0 if result.outcome == "ok" else EXIT_NO_PLAN
+    return 0 if result.outcome in SIZED else EXIT_NO_PLAN
 
 
 def _plan_text(p) -> str:
@@ -510,7 +513,7 @@ def _comparison_text(plans) -> str:
                      f"{num(c.get('per_million_output_tokens'), '.3f'):>8}  "
                      f"{basis.upper() if basis == 'guess' else basis}")
     for p in plans:
-        if p.outcome != "ok":
+        if p.outcome not in SIZED:
             lines.append(f"{p.deployment['accelerator']}: " + "; ".join(p.reasons))
     lines += [f"  ~ {a}" for a in plans[0].approximations]
     return "\n".join(lines)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
@@ -30,6 +31,17 @@ from .uncertainty import ConformalCalibrator, ErrorPredictor, stratum
 
 #: Token lengths (input plus output) within this factor count as the same configuration.
 SAME_TOKENS = 1.05
+
+#: Live points may say how much observation stands behind them (``evidence_s``: seconds of
+#: believed intervals, as the operator accumulates them). One such second is worth
+#: ``1 / EVIDENCE_SPACING_S`` of an independent observation of log sd ``EVIDENCE_SCATTER``
+#: (neighbouring scrape intervals are correlated), and no amount of it pins the curve closer
+#: than ``EVIDENCE_FLOOR`` (the curve drifts, and moves within a batch bin).
+EVIDENCE_SCATTER = 0.05
+EVIDENCE_SPACING_S = 60.0
+EVIDENCE_FLOOR = 0.02
+#: Log of the relative error the confidence score is about (within 10%).
+WITHIN = float(np.log(1.1))
 
 logger = logging.getLogger(__name__)
 
@@ -279,8 +291,8 @@ class ALA(BaseEstimator):
         live_map = {}
         if live is not None:
             lt = _query_configs(self._canonical(read_benchmarks(live)))
-            live_map = {key: group[["batch_size", "throughput_tokens_per_s"]]
-                        for key, group in lt.groupby("query_key")}
+            kept = ["batch_size", "throughput_tokens_per_s"] + (["evidence_s"] if "evidence_s" in lt else [])
+            live_map = {key: group[kept] for key, group in lt.groupby("query_key")}
         unique = table.drop_duplicates("query_key").set_index("query_key")
         feats_u, sim_u, seen_u = self._configuration_facts(unique)
         feats = feats_u.loc[table["query_key"]]
@@ -294,6 +306,7 @@ class ALA(BaseEstimator):
         log_b = np.log(batch)
         prior_sd = self.error_predictor_.predict(rec)
         k_given = np.zeros(len(table), int)
+        evidence_sd = np.full(len(table), np.nan)
         # Deployment key and token coordinate of each distinct configuration, once per call.
         dkeys = dict(zip(unique.index, deployment_key(unique)))
         coords = dict(zip(unique.index, context_coordinate(unique)))
@@ -301,31 +314,41 @@ class ALA(BaseEstimator):
         for key, idx in table.reset_index(drop=True).groupby("query_key").indices.items():
             points = live_map.get(key)
             given = points is not None and len(points) > 0
+            weight = None
             if given:
                 observed = (np.log(points["batch_size"].to_numpy(float)),
                             np.log(points["throughput_tokens_per_s"].to_numpy(float)))
+                if "evidence_s" in points and points["evidence_s"].notna().all():
+                    weight = points["evidence_s"].to_numpy(float)
             else:
                 # A configuration that was benchmarked is answered from its measurements: they
                 # are observations of it, as live points are (and calibrated the same way).
                 observed = self._points_of(self._measured(dkeys[key], coords[key]))
                 if observed is None:
                     continue
-            jobs.append((idx, *observed, given))
+            jobs.append((idx, *observed, given, weight))
         if jobs:
             # The prior at every observed batch in one regressor call (one per configuration is slow).
-            at = np.concatenate([np.full(lb.size, idx[0]) for idx, lb, _, _ in jobs])
+            at = np.concatenate([np.full(lb.size, idx[0]) for idx, lb, *_ in jobs])
             prior_at = self.regressor_.predict_log(cfg.iloc[at], feats.iloc[at],
-                                                   np.exp(np.concatenate([lb for _, lb, _, _ in jobs])))["log_pred"]
+                                                   np.exp(np.concatenate([lb for _, lb, *_ in jobs])))["log_pred"]
             prior_at = prior_at.to_numpy()
             k_live, live_gap = rec["k_live"].to_numpy(int).copy(), rec["live_gap"].to_numpy(float).copy()
             siblings = rec["n_siblings"].to_numpy()
             start = 0
-            for idx, lb, ly, given in jobs:
+            for idx, lb, ly, given, weight in jobs:
                 resid = ly - prior_at[start:start + lb.size]
                 start += lb.size
                 kernel = self.kernels_[bool(siblings[idx[0]] > 0)]
-                log_pred[idx], _ = update_log_curve(log_b[idx], log_pred[idx], lb, resid,
-                                                    float(np.mean(prior_sd[idx])), kernel)
+                if weight is None:
+                    log_pred[idx], _ = update_log_curve(log_b[idx], log_pred[idx], lb, resid,
+                                                        float(np.mean(prior_sd[idx])), kernel)
+                else:
+                    # The deployment's own curve: each point as sure as the time behind it.
+                    noise = EVIDENCE_SCATTER * np.sqrt(EVIDENCE_SPACING_S / np.maximum(weight, 1.0))
+                    log_pred[idx], sd = update_log_curve(log_b[idx], log_pred[idx], lb, resid,
+                                                         float(np.mean(prior_sd[idx])), kernel, noise=noise)
+                    evidence_sd[idx] = np.sqrt(sd ** 2 + EVIDENCE_FLOOR ** 2)
                 k_live[idx] = lb.size
                 k_given[idx] = lb.size if given else 0
                 live_gap[idx] = np.min(np.abs(log_b[idx][:, None] - lb[None, :]), axis=1)
@@ -337,6 +360,7 @@ class ALA(BaseEstimator):
                                  rec["pair_seen"].to_numpy(), rec["catalog_estimated"].to_numpy())
         rec["k_measured"] = rec["k_live"].to_numpy(int)  # live points or, failing them, benchmark points
         rec["k_live"] = k_given
+        rec["evidence_sd"] = evidence_sd
         rec.index = table.index
         return rec
 
@@ -377,9 +401,9 @@ class ALA(BaseEstimator):
     def predict(self, X: TableLike, live: TableLike | None = None) -> np.ndarray:
         """Point predictions of generated tokens/s, aligned with the query rows.
 
-        ``live``: measured rows (the query's columns plus ``throughput_tokens_per_s``) of
-        running deployments; each query configuration uses the rows of its own
-        configuration. Nothing of them is kept: the next call sees only its own ``live``.
+        ``live``: measured rows (the query's columns plus ``throughput_tokens_per_s``, and
+        optionally ``evidence_s``, the seconds of observation behind each row) of running
+        deployments; each query configuration uses the rows of its own configuration. Nothing of them is kept: the next call sees only its own ``live``.
         """
         return np.exp(self._frame(X, live)["log_pred"].to_numpy())
 
@@ -398,10 +422,19 @@ class ALA(BaseEstimator):
         strata = frame["stratum"].to_numpy()
         q = self.calibrator_.quantile(confidence_level, strata)
         half = q * frame["expected_error"].to_numpy()
+        confidence = self.calibrator_.confidence(frame["expected_error"].to_numpy(), strata)
+        # Where weighted live evidence (``evidence_s``) pins the curve closer than the
+        # calibrated interval allows, its own posterior interval and confidence stand.
+        own = frame["evidence_sd"].to_numpy()
+        has = np.isfinite(own)
+        if has.any():
+            half = np.where(has, np.minimum(half, norm.ppf(0.5 + confidence_level / 2) * own), half)
+            confidence = np.where(has, np.maximum(confidence, 2 * norm.cdf(WITHIN / np.where(has, own, 1.0)) - 1),
+                                  confidence)
         log_pred = frame["log_pred"].to_numpy()
         return pd.DataFrame({
             "point": np.exp(log_pred), "lower": np.exp(log_pred - half), "upper": np.exp(log_pred + half),
-            "confidence": self.calibrator_.confidence(frame["expected_error"].to_numpy(), strata),
+            "confidence": confidence,
             "expected_error": frame["expected_error"].to_numpy(),
             "n_siblings": frame["n_siblings"].to_numpy(int), "k_live": frame["k_live"].to_numpy(int),
         }, index=frame.index)

@@ -342,7 +342,10 @@ def choose(batches: np.ndarray, point: np.ndarray, lower: np.ndarray, upper: np.
     high_bound = math.ceil(need / wide_lower) if need > 0 else 0
     target = max(uncapped, policy.min_replicas)
     if need == 0:
-        plan.reasons.append("no demand: replicas set to min_replicas")
+        # Said as its own outcome: zero demand is news (traffic stopped, or the demand is
+        # not measured where it arrives), not a sizing to pass over.
+        plan.outcome = "no_demand"
+        plan.reasons.append(f"no demand: replicas set to min_replicas={policy.min_replicas}")
     if uncapped < policy.min_replicas:
         plan.replicas_clipped_by = "min_replicas"
         plan.reasons.append(f"{uncapped} replica(s) would do; raised to min_replicas={policy.min_replicas}")
@@ -385,8 +388,9 @@ def plan(model, deployment: Deployment, demand: Demand, objectives: Objectives =
     Returns
     -------
     Plan
-        ``outcome`` is ``ok``, ``infeasible`` (no batch meets the objectives) or
-        ``insufficient_data`` (the model cannot bound throughput tightly enough).
+        ``outcome`` is ``ok``, ``no_demand`` (sized for zero demand: ``min_replicas``),
+        ``infeasible`` (no batch meets the objectives) or ``insufficient_data`` (the model
+        cannot bound throughput tightly enough).
 
     Examples
     --------

@@ -40,7 +40,8 @@ class ErrorKernel:
 
 def update_log_curve(query_log_batch: np.ndarray, prior_query: np.ndarray, live_log_batch: np.ndarray,
                      live_residual: np.ndarray, prior_sd: float,
-                     kernel: ErrorKernel = ErrorKernel()) -> tuple[np.ndarray, np.ndarray]:
+                     kernel: ErrorKernel = ErrorKernel(),
+                     noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Posterior mean and standard deviation of log-throughput at ``query_log_batch``.
 
     Parameters
@@ -51,6 +52,10 @@ def update_log_curve(query_log_batch: np.ndarray, prior_query: np.ndarray, live_
         Live points: log batch and ``log(observed) - log(prior)`` at that batch.
     prior_sd : float
         Expected size of the prior's log error (from the error predictor).
+    noise : ndarray, optional
+        Each live point's own log noise (how much observation stands behind it) instead of
+        the kernel's; the returned standard deviation is then the curve's own, without a
+        new observation's noise.
 
     Notes
     -----
@@ -63,12 +68,13 @@ def update_log_curve(query_log_batch: np.ndarray, prior_query: np.ndarray, live_
         return prior_query, np.full(q.shape, float(kernel.scale * prior_sd))
     x = np.asarray(live_log_batch, float)
     r = np.asarray(live_residual, float)
-    k_ll = kernel(x, x, prior_sd) + kernel.noise ** 2 * np.eye(x.size)
+    diagonal = kernel.noise ** 2 * np.ones(x.size) if noise is None else np.asarray(noise, float) ** 2
+    k_ll = kernel(x, x, prior_sd) + np.diag(diagonal)
     k_ql = kernel(q, x, prior_sd)
     solve = np.linalg.solve(k_ll, np.column_stack([r, k_ql.T]))
     mean = prior_query + k_ql @ solve[:, 0]
     var = (kernel.scale * prior_sd) ** 2 - np.sum(k_ql * solve[:, 1:].T, axis=1)
-    return mean, np.sqrt(np.clip(var, 1e-10, None) + kernel.noise ** 2)
+    return mean, np.sqrt(np.clip(var, 1e-10, None) + (kernel.noise ** 2 if noise is None else 0.0))
 
 
 def fit_kernel(curves: list[tuple[np.ndarray, np.ndarray, float]], grid: dict | None = None,

@@ -61,6 +61,31 @@ def test_live_points_pull_prediction_and_narrow_interval(small_model):
     assert after["confidence"].iloc[0] > before["confidence"].iloc[0]
 
 
+def test_live_points_with_more_time_behind_them_pin_the_curve_closer(small_model):
+    """``evidence_s``: the seconds of observation behind each live row. The interval at the
+    observed batches narrows as they grow (down to the drift floor) and the confidence rises;
+    far from them the calibrated interval stands."""
+    from ala.estimator import EVIDENCE_FLOOR
+    from scipy.stats import norm
+
+    q = query(batches=(32, 512))
+    live = query(batches=(24, 32, 40))
+    live["throughput_tokens_per_s"] = small_model.predict(live) * 1.3
+    plain = small_model.predict_interval(q, live=live)
+    width = lambda f: ((f["upper"] - f["lower"]) / f["point"]).to_numpy()  # noqa: E731
+    widths, confidence = [], []
+    for seconds in (30.0, 600.0, 36000.0):
+        frame = small_model.predict_interval(q, live=live.assign(evidence_s=seconds))
+        widths.append(width(frame)[0])
+        confidence.append(frame["confidence"].iloc[0])
+        assert width(frame)[0] <= width(plain)[0] + 1e-12
+    assert widths[0] > widths[1] > widths[2] and confidence[0] < confidence[1] < confidence[2]
+    # No amount of evidence pins it closer than the floor (90%: 1.645 floor sds each side).
+    assert widths[2] >= 2 * norm.ppf(0.95) * EVIDENCE_FLOOR * 0.99
+    far = small_model.predict_interval(q, live=live.assign(evidence_s=36000.0))
+    assert width(far)[1] > 3 * widths[2]  # batch 512, far from 24-40: the calibrated interval
+
+
 def test_prediction_is_a_pure_function_of_model_and_arguments(small_model):
     """Live points enter only through ``live=``: the same call twice gives the same
     answer, a call without them is unaffected by an earlier call with them, and nothing

@@ -85,7 +85,7 @@ def test_min_and_max_clip_with_reasons():
 
 def test_zero_demand_uses_min_replicas():
     p = pick(demand=0.0, policy=Policy(min_replicas=2))
-    assert p.replicas["target"] == 2 and any("no demand" in r for r in p.reasons)
+    assert p.replicas["target"] == 2 and any("no demand" in r for r in p.reasons) and p.outcome == "no_demand"
 
 
 def test_too_wide_interval_is_insufficient_data_not_a_default():
