@@ -121,7 +121,10 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
 
     # Fetch: the target's replicas, then the metrics.
     try:
-        desired, ready = memo.cluster.get_scale(*target)
+        if hasattr(memo.cluster, "workload"):
+            desired, ready, template = memo.cluster.workload(*target)
+        else:
+            (desired, ready), template = memo.cluster.get_scale(*target), None
     except ClusterError as exc:
         reason = "TargetNotFound" if isinstance(exc, TargetNotFound) else "TargetUnreachable"
         memo.metrics.refit_errors.labels(reason).inc()
@@ -131,7 +134,7 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
         logger.warning("target of %s/%s: %s", namespace, name, exc)
         return {"target": False, "reason": reason}
     try:
-        observations = fetch(memo.prometheus(parsed, namespace), parsed, now, desired, ready)
+        observations = fetch(memo.prometheus(parsed, namespace), parsed, now, desired, ready, template)
     except (PrometheusUnavailable, PrometheusQueryError, GarbageAnswer, ClusterError, CredentialsRefused) as exc:
         reason = exc.reason if isinstance(exc, CredentialsRefused) else \
             "SecretUnavailable" if isinstance(exc, ClusterError) else type(exc).__name__
@@ -140,33 +143,46 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
         _event(body, "Warning", "MetricsUnavailable", f"{reason}: {exc}",
                _flipped(list(status.get("conditions") or []), COND_METRICS, reason))
         logger.warning("metrics unavailable for %s/%s: %s", namespace, name, exc)
-        if parsed.demand_query or (status.get("recommendation") and not changed):
+        if parsed.demand_query or parsed.demand_from_engine or (status.get("recommendation") and not changed):
             # The last good recommendation stays; the next attempt comes an interval later.
             patch.status["conditions"] = conditions
             return {"metrics": False, "reason": reason}
         # Nothing published yet, or a spec edit the last recommendation does not follow, and
         # the demand is in the spec: the prior alone still gives a recommendation for the
         # spec as it is now, its confidence saying how much that is worth.
-        observations = Observations(desired=desired, ready=ready, metrics_ok=False)
+        observations = Observations(desired=desired, ready=ready, metrics_ok=False, template=template)
 
     # Decide: one pure step, the same the trace replay calls.
     last_scaled = _parse_time(status["lastScaleTime"]) if status.get("lastScaleTime") else None
-    decision = step(memo.model, parsed, observations, status.get("scorecard"), last_scaled, now)
+    decision = step(memo.model, parsed, observations, status.get("scorecard"), last_scaled, now,
+                    evidence=status.get("liveEvidence"))
     result, points = decision.plan, decision.points
 
     # Publish: status, annotations, events.
     if observations.metrics_ok:
         conditions = set_condition(conditions, COND_METRICS, True, "Scraped",
-                                   f"{len(points)} live point(s) from the last {window_s(parsed):.0f}s", now,
-                                   generation)
-    conditions = set_condition(conditions, COND_FITTED, True, "Refitted",
-                               f"prior updated with {len(points)} live point(s)", now, generation)
+                                   f"{decision.fresh_s:.0f}s of new believed pod intervals from the last "
+                                   f"{window_s(parsed):.0f}s", now, generation)
+    if decision.evidence_reset:
+        _event(body, "Normal", "EvidenceReset", decision.evidence_reset, True)
+    if points:
+        conditions = set_condition(conditions, COND_FITTED, True, "Refitted",
+                                   f"curve updated with {len(points)} live point(s) of accumulated evidence"
+                                   + (f" (evidence reset: {decision.evidence_reset})" if decision.evidence_reset
+                                      else ""), now, generation)
+    else:
+        conditions = set_condition(conditions, COND_FITTED, False, "PriorOnly",
+                                   "no live evidence yet: the recommendation is the learned prior's"
+                                   + (f" (evidence reset: {decision.evidence_reset})" if decision.evidence_reset
+                                      else ""), now, generation)
     conditions = plan_conditions(conditions, result, parsed.min_confidence, now, generation)
     rec = recommendation(result, now)
     rec["livePoints"] = len(points)
     previous = ((status.get("recommendation") or {}).get("replicas") or {}).get("target")
     patch.status["recommendation"] = rec
     patch.status["scorecard"] = decision.score
+    if decision.evidence is not None:
+        patch.status["liveEvidence"] = decision.evidence
     patch.status["lastRefitTime"] = timestamp(now)
     patch.status["observedGeneration"] = generation
     ann = annotations(result, now)

@@ -60,9 +60,16 @@ class KubeCluster:
 
     # --- the Cluster protocol ---------------------------------------------------------------
     def get_scale(self, namespace: str, api_version: str, kind: str, name: str) -> tuple[int, int]:
-        """(desired, ready) replicas: desired from the scale subresource, ready from the
+        """(desired, ready) replicas (see ``workload``)."""
+        desired, ready, _ = self.workload(namespace, api_version, kind, name)
+        return desired, ready
+
+    def workload(self, namespace: str, api_version: str, kind: str, name: str) -> tuple[int, int, str | None]:
+        """(desired, ready, template): desired from the scale subresource, ready from the
         object's ``status.readyReplicas`` (Deployments, StatefulSets; absent means zero when the
-        status reports replicas at all), else the scale's observed replicas."""
+        status reports replicas at all), else the scale's observed replicas; ``template``
+        fingerprints the pod template's container images (None without a template): an
+        engine upgrade changes it."""
         base = self._path(namespace, api_version, kind, name)
         scale = self._call("GET", base + "/scale", what=f"{kind} {namespace}/{name}")
         desired = int((scale.get("spec") or {}).get("replicas") or 0)
@@ -74,7 +81,7 @@ class KubeCluster:
             ready = 0  # Kubernetes omits readyReplicas when it is zero; the workload reports the others
         else:
             ready = (scale.get("status") or {}).get("replicas", 0)
-        return desired, int(ready or 0)
+        return desired, int(ready or 0), template_fingerprint(obj)
 
     def set_scale(self, namespace: str, api_version: str, kind: str, name: str, replicas: int) -> None:
         self._call("PATCH", self._path(namespace, api_version, kind, name) + "/scale",
@@ -198,3 +205,12 @@ def _reason(raw: bytes | None) -> str:
         return f"{status.get('reason', '')}: {status.get('message', '')}"[:300]
     except ValueError:
         return ""
+
+
+def template_fingerprint(obj: dict) -> str | None:
+    """The images of a workload's pod template (containers and init containers), as one
+    text: what identifies the engine version serving. None when the object has no template."""
+    template = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+    images = sorted(f"{c.get('name', '')}={c.get('image', '')}"
+                    for key in ("initContainers", "containers") for c in template.get(key) or [] if isinstance(c, dict))
+    return ",".join(images) or None

@@ -1,12 +1,14 @@
-"""The fetch half of a refit: the engine's series and the demand from Prometheus, with the
-target's replicas (read by the handler), as ``refit.Observations``. Only I/O happens here;
-the decisions are ``refit.step``'s."""
+"""The fetch half of a refit: the engine's raw per-pod samples (or the override queries'
+series) and the demand from Prometheus, with the target's replicas (read by the handler), as
+``refit.Observations``. Only I/O and reshaping happen here; the decisions are ``refit.step``'s."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from .prometheus import GarbageAnswer, PrometheusClient, build_queries
+from .engines import ENGINES
+from .livepoints import per_pod
+from .prometheus import GarbageAnswer, PrometheusClient, build_queries, demand_queries, raw_selectors
 from .refit import Observations
 from .spec import LLMDeploymentSpec
 
@@ -20,25 +22,99 @@ def window_s(spec: LLMDeploymentSpec) -> float:
 
 
 def fetch(client: PrometheusClient, spec: LLMDeploymentSpec, now: datetime, desired: int,
-          ready: int) -> Observations:
-    """Throughput, running batch and serving replicas over the window, and the demand.
+          ready: int, template: str | None = None) -> Observations:
+    """What the engine's metrics say over the window, and the demand.
 
-    Raises the client's errors (unreachable, refused query, garbage), and GarbageAnswer
-    when the throughput query matches nothing or a summed query returns several series.
+    By default the raw samples of every pod's token counter and running batch (paired per
+    pod by ``refit.step``); with throughput/batch/replicas overridden, the fleet-wide series
+    of those queries. Raises the client's errors (unreachable, refused query, garbage), and
+    GarbageAnswer when the token counter matches nothing or a summed query returns several
+    series.
     """
+    end = now.timestamp()
+    start = end - window_s(spec)
+    demand = client.scalar(spec.demand_query) if spec.demand_query else \
+        engine_demand(client, spec, end) if spec.demand_from_engine else None
+    if "throughput" in spec.prometheus.queries:
+        return _fetch_fleet(client, spec, start, end, desired, ready, demand, template)
+    engine = spec.deployment.engine
+    m = ENGINES[engine]
+    selectors = raw_selectors(engine, spec.prometheus.selector)
+    seconds = end - start
+    tokens, on_completion = client.samples(selectors["tokens"], seconds, end), m.generated_on_completion
+    if not tokens and "fallback_tokens" in selectors:
+        tokens, on_completion = client.samples(selectors["fallback_tokens"], seconds, end), True
+    if not tokens:
+        raise GarbageAnswer(f"the token counter {m.generated} matched no series: check prometheus.selector and that "
+                            f"the engine exports its metrics (on {m.metrics_path})")
+    running = client.samples(selectors["running"], seconds, end)
+    lag = 0.0
+    if on_completion:
+        lag = LAG_LATENCIES * mean_latency(client.samples(selectors["latency_sum"], seconds, end),
+                                           client.samples(selectors["latency_count"], seconds, end))
+    return Observations(desired=desired, ready=ready, demand=demand, window_start=start,
+                        tokens_by_pod=per_pod(tokens, m.split_labels, m.copy_labels),
+                        running_by_pod=per_pod(running, m.split_labels, m.copy_labels), lag_s=lag,
+                        template=template)
+
+
+def engine_demand(client: PrometheusClient, spec: LLMDeploymentSpec, at: float) -> float:
+    """Output tokens/s the deployment is asked for: requests arriving (over the rate window)
+    plus those waiting, drained within ``DRAIN_INTERVALS`` refit intervals, times the
+    workload's output tokens per request. Served tokens would hide what a saturated
+    deployment turns away; arrivals and the queue do not."""
+    queries = demand_queries(spec.deployment.engine, spec.prometheus.selector, spec.prometheus.rate_window_s)
+    arrivals = sum(v for _, v in _signed(client, queries["arrivals"], at))
+    waiting = sum(v for _, v in client.instant(queries["waiting"], at))
+    drain_s = max(DRAIN_INTERVALS * spec.refit_interval_s, 60)
+    return max(arrivals, 0.0) * float(spec.deployment.output_tokens) \
+        + waiting / drain_s * float(spec.deployment.output_tokens)
+
+
+def _signed(client: PrometheusClient, query: str, at: float) -> list[tuple[dict, float]]:
+    """An instant query whose value may be negative (a queue draining): ``clamp_min`` keeps
+    the answer checkable, as the sum of arrivals cannot be below zero."""
+    return client.instant(f"clamp_min({query}, 0)", at)
+
+
+#: The queue a refit sees is to be served within this many refit intervals.
+DRAIN_INTERVALS = 2
+#: An engine that counts a request's tokens when it finishes is believed only where its batch
+#: held steady for this many mean request latencies before (most requests finish within).
+LAG_LATENCIES = 2.0
+#: The latency assumed when the engine exports no latency histogram (seconds).
+DEFAULT_LATENCY_S = 60.0
+
+
+def mean_latency(sums, counts) -> float:
+    """Mean request latency over the window from a histogram's raw ``_sum`` and ``_count``
+    samples (all pods; a series that reset is left out)."""
+    def grown(series) -> dict:
+        out = {}
+        for labels, samples in series:
+            if len(samples) >= 2 and samples[-1][1] >= samples[0][1]:
+                key = tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))
+                out[key] = samples[-1][1] - samples[0][1]
+        return out
+    s, c = grown(sums), grown(counts)
+    total_s = sum(v for k, v in s.items() if k in c)
+    total_c = sum(v for k, v in c.items() if k in s)
+    return total_s / total_c if total_c > 0 else DEFAULT_LATENCY_S
+
+
+def _fetch_fleet(client, spec, start, end, desired, ready, demand, template) -> Observations:
+    """The fleet-wide override queries over the window."""
     queries = build_queries(spec.deployment.engine, spec.prometheus.selector, dict(spec.prometheus.queries),
                             window=f"{spec.prometheus.rate_window_s}s")
-    end = now.timestamp()
-    start, step = end - window_s(spec), spec.prometheus.step_s
+    step = spec.prometheus.step_s
     throughput = _one_series(client.range(queries["throughput"], start, end, step))
     if not throughput:
         raise GarbageAnswer("the throughput query matched no series: check prometheus.selector and that the "
                             "engine exports its metrics")
     batch = _one_series(client.range(queries["batch"], start, end, step))
     serving = _one_series(client.range(queries["replicas"], start, end, step)) if queries.get("replicas") else None
-    demand = client.scalar(spec.demand_query) if spec.demand_query else None
     return Observations(desired=desired, ready=ready, throughput=throughput, batch=batch, serving=serving,
-                        demand=demand, window_start=start)
+                        demand=demand, window_start=start, template=template)
 
 
 def _one_series(result: list[tuple[dict, list[tuple[float, float]]]]) -> list[tuple[float, float]]:

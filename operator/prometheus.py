@@ -14,20 +14,26 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Callable
 
-from .engines import ENGINES, EngineMetrics, name_pattern
+from .engines import ENGINES, SGLANG_COMPLETION_TOKENS, EngineMetrics, name_pattern
 
 #: Largest value believed for any series (tokens/s, sequences, requests/s, tokens).
 ABSURD = 1e9
+#: Largest raw counter believed (a busy engine's token counter passes 1e9 within days; this
+#: is a century of a hundred thousand tokens a second).
+ABSURD_COUNTER = 1e15
 
-def _over(function: str, pattern: str) -> str:
-    """``sum(function({__name__=~"pattern"<selector>}[<window>]))`` as a template."""
-    return f'sum({function}({{{{__name__=~"{pattern}"{{sel}}}}}}[{{w}}]))'
+def _over(function: str, pattern: str, match: str = "") -> str:
+    """``sum(function({__name__=~"pattern"<,match><selector>}[<window>]))`` as a template."""
+    extra = f",{match}" if match else ""
+    return f'sum({function}({{{{__name__=~"{pattern}"{extra}{{sel}}}}}}[{{w}}]))'
 
 
 def _preset(m: EngineMetrics) -> dict[str, str]:
-    """PromQL templates (``{sel}``, ``{w}``) per signal from an engine's metric names."""
+    """PromQL templates (``{sel}``, ``{w}``) per signal from an engine's metric names: the
+    fleet-wide queries of dashboards, demand and the aggregate pairing (live points come
+    from per-pod raw samples, ``raw_selectors``)."""
     requests = _over("rate", name_pattern(m.requests, counter=True))
-    generated = _over("rate", name_pattern(m.generated, counter=True)) if m.generated else None
+    generated = _over("rate", name_pattern(m.generated, counter=True), m.generated_match)
 
     def per_request(histogram: str | None, counter: str | None) -> str | None:
         if histogram:
@@ -37,7 +43,7 @@ def _preset(m: EngineMetrics) -> dict[str, str]:
 
     running = name_pattern(m.running)
     out = {
-        "throughput": generated or _over("rate", name_pattern(m.generated_histogram, suffix="_sum")),
+        "throughput": generated,
         "batch": _over("avg_over_time", running),
         "requestRate": requests,
         "inputTokens": per_request(m.prompt_histogram,
@@ -56,6 +62,25 @@ def _preset(m: EngineMetrics) -> dict[str, str]:
 PRESETS: dict[str, dict[str, str]] = {engine: _preset(m) for engine, m in ENGINES.items()}
 
 
+def raw_selectors(engine: str, selector: str = "") -> dict[str, str]:
+    """Series selectors (no range) whose raw samples make per-pod live points: ``tokens``,
+    ``running``, the request latency histogram's ``latency_sum`` / ``latency_count``, and
+    for SGLang the ``fallback_tokens`` counter of versions before ``realtime_tokens``."""
+    m = ENGINES[engine]
+    sel = f",{selector.strip().strip(',')}" if selector and selector.strip() else ""
+
+    def of(name: str, *, counter: bool = False, suffix: str = "", match: str = "") -> str:
+        extra = f",{match}" if match else ""
+        return f'{{__name__=~"{name_pattern(name, counter=counter, suffix=suffix)}"{extra}{sel}}}'
+
+    out = {"tokens": of(m.generated, counter=True, match=m.generated_match),
+           "running": of(m.running),
+           "latency_sum": of(m.latency, suffix="_sum"), "latency_count": of(m.latency, suffix="_count")}
+    if engine == "sglang":
+        out["fallback_tokens"] = of(SGLANG_COMPLETION_TOKENS, counter=True)
+    return out
+
+
 class PrometheusUnavailable(Exception):
     """Prometheus did not answer (connection refused, timeout, 5xx) after the retries."""
 
@@ -66,6 +91,28 @@ class PrometheusQueryError(Exception):
 
 class GarbageAnswer(Exception):
     """An answer that cannot be believed: not JSON, wrong type, NaN, Inf, negative, absurd."""
+
+
+def demand_queries(engine: str, selector: str = "", window_s: int = 120) -> dict[str, str]:
+    """Instant PromQL for what an engine receives: ``arrivals`` (requests/s arriving: its
+    arrivals counter where it has one, else finished requests plus the growth of running and
+    waiting ones, which is what arrived) and ``waiting`` (requests queued now). Ranks that
+    repeat the numbers count once."""
+    m = ENGINES[engine]
+    sel = f",{selector.strip().strip(',')}" if selector and selector.strip() else ""
+    once = f" without ({', '.join(m.copy_labels)})" if m.copy_labels else ""
+
+    def gauge(name: str, fn: str = "") -> str:
+        inner = f'{{__name__=~"{name_pattern(name)}"{sel}}}'
+        inner = f"{fn}({inner}[{window_s}s])" if fn else inner
+        return f"sum(max{once} ({inner}))" if once else f"sum({inner})"
+
+    if m.arrivals:
+        arrivals = f'sum(rate({{__name__=~"{name_pattern(m.arrivals, counter=True)}"{sel}}}[{window_s}s]))'
+    else:
+        arrivals = (f'sum(rate({{__name__=~"{name_pattern(m.requests, counter=True)}"{sel}}}[{window_s}s])) + '
+                    f'{gauge(m.running, "deriv")} + {gauge(m.waiting, "deriv")}')
+    return {"arrivals": arrivals, "waiting": gauge(m.waiting)}
 
 
 def build_queries(engine: str, selector: str = "", overrides: dict[str, str] | None = None,
@@ -173,18 +220,34 @@ class PrometheusClient:
             raise ValueError("a range query needs end > start and step > 0")
         data = self._request("/api/v1/query_range", {"query": query, "start": f"{start:.3f}",
                                                      "end": f"{end:.3f}", "step": f"{step:g}"})
-        if data.get("resultType") != "matrix" or not isinstance(data.get("result"), list):
-            raise GarbageAnswer(f"query {query!r}: expected a matrix, got {data.get('resultType')!r}")
-        out = []
-        for series in data["result"]:
-            values = series.get("values") if isinstance(series, dict) else None
-            if not isinstance(values, list):
-                raise GarbageAnswer(f"query {query!r}: malformed series {str(series)[:80]}")
-            out.append((series.get("metric", {}), [(float(t), check_value(v, query)) for t, v in values]))
-        return out
+        return _matrix(data, query)
+
+    def samples(self, selector: str, seconds: float, at: float) -> list[tuple[dict, list[tuple[float, float]]]]:
+        """The raw samples of every series ``selector`` matches over the ``seconds`` before
+        ``at`` (an instant query of a range vector), with each series' own labels."""
+        if not seconds > 0:
+            raise ValueError("raw samples need a positive range")
+        query = f"{selector}[{int(math.ceil(seconds))}s]"
+        return _matrix(self._request("/api/v1/query", {"query": query, "time": f"{at:.3f}"}), query,
+                       limit=ABSURD_COUNTER)
 
 
-def check_value(raw, query: str) -> float:
+def _matrix(data: dict, query: str, limit: float = ABSURD) -> list[tuple[dict, list[tuple[float, float]]]]:
+    if data.get("resultType") != "matrix" or not isinstance(data.get("result"), list):
+        raise GarbageAnswer(f"query {query!r}: expected a matrix, got {data.get('resultType')!r}")
+    out = []
+    for series in data["result"]:
+        values = series.get("values") if isinstance(series, dict) else None
+        if not isinstance(values, list):
+            raise GarbageAnswer(f"query {query!r}: malformed series {str(series)[:80]}")
+        try:
+            out.append((series.get("metric", {}), [(float(t), check_value(v, query, limit)) for t, v in values]))
+        except (TypeError, ValueError):
+            raise GarbageAnswer(f"query {query!r}: malformed samples in {str(series)[:80]}") from None
+    return out
+
+
+def check_value(raw, query: str, limit: float = ABSURD) -> float:
     """A sample value as float, refusing NaN, infinities, negatives and absurd sizes."""
     try:
         value = float(raw)
@@ -196,8 +259,8 @@ def check_value(raw, query: str) -> float:
         raise GarbageAnswer(f"query {query!r}: value is infinite")
     if value < 0:
         raise GarbageAnswer(f"query {query!r}: value {value} is negative")
-    if value > ABSURD:
-        raise GarbageAnswer(f"query {query!r}: value {value:.3g} is beyond belief (> {ABSURD:.0g})")
+    if value > limit:
+        raise GarbageAnswer(f"query {query!r}: value {value:.3g} is beyond belief (> {limit:.0g})")
     return value
 
 

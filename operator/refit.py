@@ -9,7 +9,7 @@ operator's own decisions. Nothing here fetches, writes or keeps state: handlers 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Mapping, Sequence
 
@@ -17,6 +17,7 @@ import pandas as pd
 
 from ala.planner import Demand, Plan, plan
 
+from .livepoints import Interval, accumulate, evidence_points, intervals, pool, regime_key
 from .spec import LLMDeploymentSpec
 
 #: Observations kept per deployment (oldest dropped first).
@@ -32,6 +33,7 @@ class Observation:
     at: float
     batch: float
     throughput: float
+    seconds: float | None = None  # of believed intervals behind it (accumulated evidence)
 
 
 def live_points(throughput: Sequence[tuple[float, float]], batch: Sequence[tuple[float, float]],
@@ -65,6 +67,8 @@ def live_table(spec: LLMDeploymentSpec, points: list[Observation]) -> pd.DataFra
     points = points[-MAX_POINTS:]
     table = spec.deployment.query([p.batch for p in points])
     table["throughput_tokens_per_s"] = [p.throughput for p in points]
+    if all(p.seconds is not None for p in points):
+        table["evidence_s"] = [p.seconds for p in points]
     return table
 
 
@@ -118,9 +122,9 @@ def scale_decision(spec: LLMDeploymentSpec, result: Plan, current: int, last_sca
     """
     if spec.mode != "Apply":
         return None, "Recommend mode: the target is never scaled"
-    if result.outcome != "ok" or not result.replicas:
+    if result.outcome not in ("ok", "no_demand") or not result.replicas:
         return None, f"no recommendation ({result.outcome})"
-    if result.confidence < spec.min_confidence:
+    if result.outcome == "ok" and result.confidence < spec.min_confidence:
         return None, f"confidence {result.confidence:.2f} below minConfidence {spec.min_confidence:.2f}"
     target = result.replicas["target"]
     low = spec.policy.min_replicas
@@ -128,6 +132,12 @@ def scale_decision(spec: LLMDeploymentSpec, result: Plan, current: int, last_sca
     target = int(min(max(target, low), high))
     if target == current:
         return None, f"already at {current} replicas"
+    if result.outcome == "no_demand":
+        # Said as such: down to minReplicas because nothing arrives (no throughput to trust).
+        if last_scaled is not None and (now - last_scaled).total_seconds() < spec.stabilization_window_s:
+            return None, f"no demand; within the {spec.stabilization_window_s}s stabilisation window"
+        step = max(-spec.max_step, target - current)
+        return current + step, f"no demand: scale {current} -> {current + step} towards minReplicas {target}"
     if last_scaled is not None and (now - last_scaled).total_seconds() < spec.stabilization_window_s:
         return None, f"within the {spec.stabilization_window_s}s stabilisation window of the last change"
     step = max(-spec.max_step, min(spec.max_step, target - current))
@@ -144,6 +154,12 @@ class Observations:
     later began inside it: a new deployment or a restarted exporter). ``demand`` is the
     demand query's answer in output tokens/s (None: the spec's demand). ``metrics_ok``
     False means the metrics could not be read and the series are empty on purpose.
+
+    ``tokens_by_pod`` / ``running_by_pod`` (the default, without query overrides): each pod's
+    raw token counter and running batch by timestamp, ranks already combined; ``lag_s`` is
+    how far an engine that counts tokens when requests finish lags its batch (0: counted as
+    decoded). ``template`` fingerprints the target's pod template (engine images): a new one
+    is a new regime.
     """
 
     desired: int
@@ -154,6 +170,10 @@ class Observations:
     demand: float | None = None
     window_start: float | None = None
     metrics_ok: bool = True
+    tokens_by_pod: Mapping[str, Mapping[float, float]] | None = None
+    running_by_pod: Mapping[str, Mapping[float, float]] | None = None
+    lag_s: float = 0.0
+    template: str | None = None
 
 
 @dataclass(frozen=True)
@@ -166,26 +186,76 @@ class Decision:
     plan: Plan
     scale_to: int | None
     why: str
+    evidence: dict | None = None
+    evidence_reset: str | None = None
+    fresh_s: float = 0.0
 
 
-def step(model, spec: LLMDeploymentSpec, observations: Observations, score: Mapping[str, Any] | None,
-         last_scaled: datetime | None, now: datetime) -> Decision:
-    """One refit: warm-up, live points, scorecard, plan, scale decision.
+def regime(spec: LLMDeploymentSpec, template: str | None) -> str:
+    """What the deployment's curve depends on, fingerprinted: evidence of another regime
+    (another model, accelerator, engine, image, precision or token lengths) is dropped."""
+    return regime_key(asdict(spec.deployment), template)
 
-    Samples within ``spec.warmup_s`` of the last scale, and within one rate window of a
-    series that began inside the queried range, are left out: they mix replicas that were
-    not yet serving into the rate.
+
+def believed_intervals(spec: LLMDeploymentSpec, obs: Observations, warmup_until: float) -> list[Interval]:
+    """This refit's believed intervals: per pod from raw samples (the default), else one per
+    sample of the fleet-wide override queries (``live_points``)."""
+    if obs.tokens_by_pod is not None:
+        return intervals(obs.tokens_by_pod, obs.running_by_pod or {}, obs.window_start or 0.0,
+                         warmup_s=spec.prometheus.rate_window_s, lag_s=obs.lag_s, warmup_until=warmup_until)
+    points = live_points(obs.throughput, obs.batch, obs.ready, warmup_until, obs.serving)
+    return [Interval("fleet", p.at - spec.prometheus.step_s, p.at, p.batch, p.throughput) for p in points]
+
+
+def score_fresh(model, spec: LLMDeploymentSpec, kept: list[Observation], fresh: list[Interval],
+                previous: Mapping[str, Any] | None) -> dict | None:
+    """The scorecard with this refit's new evidence (its heaviest batch bin) scored against
+    the prediction made from the evidence kept before it (the prior alone at first)."""
+    bins = pool(fresh)
+    if not bins:
+        return dict(previous) if previous else None
+    batch, observed, _, end, _ = max(bins.values(), key=lambda v: v[2])
+    if end <= float((previous or {}).get("lastPointTime", 0)):
+        return dict(previous) if previous else None
+    row = model.predict_interval(spec.deployment.query([batch]), spec.policy.confidence_level,
+                                 live=live_table(spec, kept) if kept else None).iloc[0]
+    score = scorecard(previous, row["point"], row["lower"], row["upper"], observed)
+    score["lastPointTime"] = end
+    return score
+
+
+def gather(spec: LLMDeploymentSpec, obs: Observations, evidence: Mapping[str, Any] | None,
+           last_scaled: datetime | None, now: datetime):
+    """This refit's believed intervals, the live points kept before them, and the evidence
+    with them merged (``livepoints.EvidenceUpdate``).
+
+    Samples within ``spec.warmup_s`` of the last scale, and (fleet-wide queries) within one
+    rate window of a series that began inside the queried range, are left out: they mix
+    replicas that were not yet serving into the rate.
     """
-    if spec.model_facts is not None or spec.accelerator_facts is not None:
-        # The resource's own facts: a view of the shared model, which stays untouched.
-        model = model.with_catalog(model.catalog_.extend(accelerators=spec.accelerator_facts, models=spec.model_facts))
-    obs = observations
     warmup_until = last_scaled.timestamp() + spec.warmup_s if last_scaled is not None else 0.0
     if obs.throughput and obs.window_start is not None \
             and obs.throughput[0][0] > obs.window_start + spec.prometheus.step_s:
         warmup_until = max(warmup_until, obs.throughput[0][0] + spec.prometheus.rate_window_s)
-    points = live_points(obs.throughput, obs.batch, obs.ready, warmup_until, obs.serving)
-    new_score = score_newest(model, spec, points, score)
-    result = recommend(model, spec, obs.demand, points)
-    replicas, why = scale_decision(spec, result, obs.desired, last_scaled, now)
-    return Decision(points, new_score, result, replicas, why)
+    key = regime(spec, obs.template)
+    fresh = believed_intervals(spec, obs, warmup_until) if obs.metrics_ok else []
+    kept = [Observation(at, b, t, w) for at, b, t, w in evidence_points(evidence)] \
+        if evidence and evidence.get("regime") == key else []
+    return fresh, kept, accumulate(evidence, fresh, key, now.timestamp())
+
+
+def step(model, spec: LLMDeploymentSpec, observations: Observations, score: Mapping[str, Any] | None,
+         last_scaled: datetime | None, now: datetime, evidence: Mapping[str, Any] | None = None) -> Decision:
+    """One refit: believed intervals, accumulated evidence, scorecard, plan, scale. The live points are the deployment's accumulated
+    evidence (``evidence``, from the status, with this refit's intervals merged), so what a
+    deployment taught survives the window, a metrics outage and a restart.
+    """
+    if spec.model_facts is not None or spec.accelerator_facts is not None:
+        # The resource's own facts: a view of the shared model, which stays untouched.
+        model = model.with_catalog(model.catalog_.extend(accelerators=spec.accelerator_facts, models=spec.model_facts))
+    fresh, kept, update = gather(spec, observations, evidence, last_scaled, now)
+    points = [Observation(at, b, t, w) for at, b, t, w in evidence_points(update.evidence)]
+    new_score = score_fresh(model, spec, kept, fresh, score)
+    result = recommend(model, spec, observations.demand, points)
+    replicas, why = scale_decision(spec, result, observations.desired, last_scaled, now)
+    return Decision(points, new_score, result, replicas, why, update.evidence, update.reset, update.added_s)

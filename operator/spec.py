@@ -102,6 +102,8 @@ class LLMDeploymentSpec:
     accelerator_facts: pd.DataFrame | None = field(default=None, compare=False, repr=False)
     #: ``(ConfigMap name, key)`` of the model's config.json when it has not been read (no reader given).
     model_config_ref: tuple[str, str] | None = None
+    #: The demand is what the engine receives (``demand.fromEngine``), read at each refit.
+    demand_from_engine: bool = False
 
 
 def _get(spec: Mapping, path: str, default: Any = None) -> Any:
@@ -203,10 +205,14 @@ def parse_spec(spec: Mapping[str, Any], catalog: Catalog | None = None,
     tps = _number(spec, "demand.tokensPerSecond")
     rps = _number(spec, "demand.requestsPerSecond")
     query = _text(spec, "demand.query")
-    if sum(v is not None for v in (tps, rps, query)) != 1:
-        raise SpecError("demand", "AmbiguousDemand", "give exactly one of tokensPerSecond, requestsPerSecond, query")
-    if rps is not None and tokens_out is None:
-        raise SpecError("workload.outputTokens", "MissingField", "a demand in requests/s needs outputTokens")
+    from_engine = _flag(spec, "demand.fromEngine")
+    if sum(v is not None for v in (tps, rps, query)) + from_engine != 1:
+        raise SpecError("demand", "AmbiguousDemand",
+                        "give exactly one of tokensPerSecond, requestsPerSecond, query, fromEngine: true")
+    if (rps is not None or from_engine) and tokens_out is None:
+        raise SpecError("workload.outputTokens", "MissingField",
+                        f"a demand in {'requests/s' if rps is not None else 'requests the engine receives'} "
+                        f"needs outputTokens")
     objectives = Objectives(_number(spec, "slo.maxInterTokenLatencyMs"),
                             _number(spec, "slo.maxRequestLatencySeconds"))
     if objectives.max_request_latency_s is not None and tokens_out is None:
@@ -218,6 +224,11 @@ def parse_spec(spec: Mapping[str, Any], catalog: Catalog | None = None,
     max_replicas = _number(spec, "policy.maxReplicas")
     if max_replicas is not None and max_replicas < min_replicas:
         raise SpecError("policy.maxReplicas", "OutOfRange", f"{max_replicas} is below minReplicas {min_replicas}")
+    if from_engine and min_replicas < 1:
+        raise SpecError("policy.minReplicas", "ScaleFromZeroNeedsFrontDoor",
+                        "with demand.fromEngine a deployment at zero replicas has no engine to count its requests, "
+                        "so it could never scale up again; use minReplicas >= 1, or a demand.query on a metric "
+                        "of the gateway or router in front of it")
     max_batch = _number(spec, "engine.maxBatchSize")  # no schema default: the planner's
     policy = Policy(_number(spec, "policy.confidenceLevel"),
                     min_replicas, max_replicas, _number(spec, "policy.headroom"),
@@ -232,6 +243,13 @@ def parse_spec(spec: Mapping[str, Any], catalog: Catalog | None = None,
     # Only the overrides the schema names (the API server prunes any other key).
     queries = {key: _text(spec, f"prometheus.queries.{key}") for key in field_schema("prometheus.queries")["properties"]
                if queries.get(key) not in (None, "")}
+    pairing = {"throughput", "batch", "replicas"}
+    if pairing & set(queries) and not pairing <= set(queries):
+        missing = ", ".join(sorted(pairing - set(queries)))
+        raise SpecError("prometheus.queries", "PartialOverride",
+                        f"overriding {', '.join(sorted(pairing & set(queries)))} replaces the per-pod pairing of the "
+                        f"engine's own series with fleet-wide queries, which need throughput, batch and replicas "
+                        f"together; missing: {missing}")
     prometheus = PrometheusSpec(
         url=url.rstrip("/"), selector=_text(spec, "prometheus.selector") or "",
         secret_name=_text(spec, "prometheus.secretRef.name"), token_key=_text(spec, "prometheus.secretRef.tokenKey"),
@@ -247,6 +265,7 @@ def parse_spec(spec: Mapping[str, Any], catalog: Catalog | None = None,
         target_kind=_text(spec, "targetRef.kind"),
         target_name=_text(spec, "targetRef.name", required=True),
         deployment=deployment, demand_tokens_per_s=tps, demand_requests_per_s=rps, demand_query=query,
+        demand_from_engine=from_engine,
         objectives=objectives, policy=policy, prometheus=prometheus, mode=mode,
         min_confidence=_number(spec, "policy.minConfidence"),
         refit_interval_s=_number(spec, "policy.refitIntervalSeconds"),

@@ -85,6 +85,11 @@ def recommendation(plan: Plan, now: datetime) -> dict:
 def plan_conditions(conditions: list | None, plan: Plan, min_confidence: float, now: datetime,
                     generation: int | None) -> list[dict]:
     """``RecommendationProvided`` and ``LowConfidence`` from a plan's outcome."""
+    if plan.outcome == "no_demand":
+        conditions = set_condition(conditions, COND_RECOMMENDATION, True, "NoDemand",
+                                   f"no demand: {plan.replicas['target']} replica(s) (minReplicas)", now, generation)
+        return set_condition(conditions, COND_LOW_CONFIDENCE, False, "NoDemand",
+                             "zero demand needs no throughput estimate", now, generation)
     if plan.outcome == "ok":
         conditions = set_condition(conditions, COND_RECOMMENDATION, True, "Recommended",
                                    f"{plan.replicas['target']} replicas at batch {plan.batch_size}", now, generation)
@@ -100,7 +105,7 @@ def plan_conditions(conditions: list | None, plan: Plan, min_confidence: float, 
 
 def annotations(plan: Plan, now: datetime) -> dict[str, str | None]:
     """Annotations for the resource and its target; None removes a stale one."""
-    if plan.outcome != "ok":
+    if plan.outcome not in ("ok", "no_demand"):
         return {ANNOTATION_REPLICAS: None, ANNOTATION_BATCH: None, ANNOTATION_CONFIDENCE: None,
                 ANNOTATION_UPDATED: timestamp(now)}
     return {ANNOTATION_REPLICAS: str(plan.replicas["target"]), ANNOTATION_BATCH: str(plan.batch_size),

@@ -1,7 +1,9 @@
 import pytest
 
+from ala_operator.engines import ENGINES
 from ala_operator.prometheus import (GarbageAnswer, PrometheusClient, PrometheusQueryError,
-                                     PrometheusUnavailable, build_queries, check_value)
+                                     PrometheusUnavailable, build_queries, check_value, demand_queries,
+                                     raw_selectors)
 
 
 def vector(*values):
@@ -134,3 +136,38 @@ def test_tls_skip_must_be_a_boolean(examples):
         with pytest.raises(SpecError, match="insecureSkipTLSVerify") as err:
             parse_spec({**spec, "prometheus": {**spec["prometheus"], "insecureSkipTLSVerify": text}})
         assert err.value.reason == "NotABoolean"
+
+
+def test_every_engine_has_presets_raw_selectors_and_demand_in_its_own_names():
+    assert set(ENGINES) == {"vllm", "sglang", "tgi", "tensorrt-llm"}
+    raw = raw_selectors("tensorrt-llm", 'namespace="llm"')
+    assert raw["tokens"] == '{__name__=~"trtllm[:_]generation_tokens(_total)?",namespace="llm"}'
+    assert raw["running"] == '{__name__=~"trtllm[:_]num_requests_running",namespace="llm"}'
+    assert ENGINES["tensorrt-llm"].metrics_path == "/prometheus/metrics" and ENGINES["tgi"].generated_on_completion
+    sglang = raw_selectors("sglang")
+    assert sglang["tokens"] == '{__name__=~"sglang[:_]realtime_tokens(_total)?",mode="decode"}'
+    assert "generation_tokens" in sglang["fallback_tokens"]  # SGLang before realtime_tokens
+    assert raw_selectors("tgi")["latency_count"] == '{__name__=~"tgi[:_]request_duration_count"}'
+    # Demand: TGI counts arrivals itself; the others are finished requests plus the growth of
+    # running and waiting ones. SGLang's repeated tensor-parallel ranks count once.
+    assert demand_queries("tgi")["arrivals"] == 'sum(rate({__name__=~"tgi[:_]request_count(_total)?"}[120s]))'
+    vllm = demand_queries("vllm", 'service="x"', 60)
+    assert "deriv({__name__=~\"vllm[:_]num_requests_waiting\",service=\"x\"}[60s])" in vllm["arrivals"]
+    assert demand_queries("sglang")["waiting"] == (
+        'sum(max without (tp_rank, pp_rank, moe_ep_rank) ({__name__=~"sglang[:_]num_queue_reqs"}))')
+
+
+def test_raw_samples_come_back_per_series(prom):
+    prom.answers["/api/v1/query"] = [(200, {"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {"pod": "a"}, "values": [[1.0, "2"], [16.0, "3"]]}]}}),
+        (200, {"status": "success", "data": {"resultType": "matrix", "result": [
+            {"metric": {"pod": "a"}, "values": [[1.0, "x"]]}]}})]
+    client = PrometheusClient(prom.url)
+    assert client.samples('{__name__="up"}', 300, at=1000.0) == [({"pod": "a"}, [(1.0, 2.0), (16.0, 3.0)])]
+    # A busy engine's token counter passes a billion within days: raw counters may be large.
+    prom.answers["/api/v1/query"].insert(0, (200, {"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {"pod": "a"}, "values": [[1.0, "4.2e12"]]}]}}))
+    assert client.samples('{__name__="up"}', 300, at=1000.0)[0][1] == [(1.0, 4.2e12)]
+    assert "%5B300s%5D" in prom.requests[-1][0] and "time=1000.000" in prom.requests[-1][0]
+    with pytest.raises(GarbageAnswer, match="not a number"):
+        client.samples('{__name__="up"}', 300, at=1000.0)

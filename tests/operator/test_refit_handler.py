@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from types import SimpleNamespace
 
 import kopf
+import pytest
 
 from ala_operator.handlers import refit
 from ala_operator.kube import ClusterError
@@ -45,13 +46,25 @@ def _matrix(values):
         {"metric": {}, "values": [[t0 + 30 * i, str(v)] for i, v in enumerate(values)]}]}}
 
 
+def _raw(tokens_per_s, batch, pods=1, samples=21, scrape_s=15, end=NOW):
+    """Answers to the two raw-sample queries (token counter, running batch) of ``pods`` pods
+    each serving ``tokens_per_s`` at ``batch``, scraped every ``scrape_s`` over the window."""
+    t0 = end.timestamp() - scrape_s * (samples - 1)
+
+    def matrix(value):
+        return (200, {"status": "success", "data": {"resultType": "matrix", "result": [
+            {"metric": {"__name__": "x", "namespace": "llm", "pod": f"p{i}"},
+             "values": [[t0 + scrape_s * k, str(value(k))] for k in range(samples)]} for i in range(pods)]}})
+    return [matrix(lambda k: 1e6 + tokens_per_s * scrape_s * k), matrix(lambda k: batch)]
+
+
 def _memo(small_model, prom, cluster):
     return SimpleNamespace(model=small_model, metrics=OperatorMetrics(), cluster=cluster,
                            prometheus=lambda spec, ns: PrometheusClient(prom.url, retries=0))
 
 
 def test_recommend_mode_publishes_and_never_scales(small_model, prom, examples):
-    prom.answers["/api/v1/query_range"] = [(200, _matrix([9000, 9300, 9600])), (200, _matrix([60, 63, 66]))]
+    prom.answers["/api/v1/query"] = _raw(9300, 63)
     cluster = FakeCluster()
     patch = kopf.Patch()
     out = refit(spec=examples["vllm-llama-8b"]["spec"], meta=META, status={}, patch=patch, logger=LOG,
@@ -67,14 +80,14 @@ def test_recommend_mode_publishes_and_never_scales(small_model, prom, examples):
 
 
 def test_annotations_are_written_only_when_the_answer_changes(small_model, prom, examples):
-    prom.answers["/api/v1/query_range"] = [(200, _matrix([9000, 9300, 9600])), (200, _matrix([60, 63, 66]))]
+    prom.answers["/api/v1/query"] = _raw(9300, 63)
     cluster = FakeCluster()
     first = kopf.Patch()
     refit(spec=examples["vllm-llama-8b"]["spec"], meta=META, status={}, patch=first, logger=LOG,
           memo=_memo(small_model, prom, cluster), now=NOW)
     written = dict(first["metadata"]["annotations"])
     assert [c[0] for c in cluster.calls] == ["annotate"]
-    prom.answers["/api/v1/query_range"] = [(200, _matrix([9000, 9300, 9600])), (200, _matrix([60, 63, 66]))]
+    prom.answers["/api/v1/query"] = _raw(9300, 63)
     again = kopf.Patch()
     later = NOW.replace(minute=5)
     refit(spec=examples["vllm-llama-8b"]["spec"], meta={**META, "annotations": written},
@@ -86,7 +99,7 @@ def test_annotations_are_written_only_when_the_answer_changes(small_model, prom,
 def test_apply_mode_scales_by_at_most_max_step(small_model, prom, examples):
     spec = copy.deepcopy(examples["sglang-llama-70b-apply"]["spec"])
     spec["policy"]["minConfidence"] = 0.0
-    prom.answers["/api/v1/query_range"] = [(200, _matrix([1500, 1500])), (200, _matrix([40, 40]))]
+    prom.answers["/api/v1/query"] = _raw(750, 20, pods=2)
     cluster = FakeCluster(desired=2, ready=2)
     patch = kopf.Patch()
     out = refit(spec=spec, meta=META, status={}, patch=patch, logger=LOG, memo=_memo(small_model, prom, cluster),
@@ -105,7 +118,7 @@ def test_apply_mode_scales_by_at_most_max_step(small_model, prom, examples):
 def test_a_failed_scale_puts_the_record_back(small_model, prom, examples):
     spec = copy.deepcopy(examples["sglang-llama-70b-apply"]["spec"])
     spec["policy"]["minConfidence"] = 0.0
-    prom.answers["/api/v1/query_range"] = [(200, _matrix([1500, 1500])), (200, _matrix([40, 40]))]
+    prom.answers["/api/v1/query"] = _raw(750, 20, pods=2)
 
     class Refusing(FakeCluster):
         def set_scale(self, *args):
@@ -172,8 +185,8 @@ def test_a_failed_refit_waits_out_the_interval_and_a_spec_edit_does_not(small_mo
 
 
 def test_no_series_is_garbage_and_keeps_the_last_recommendation(small_model, prom, examples):
-    prom.answers["/api/v1/query_range"] = [(200, {"status": "success", "data": {"resultType": "matrix",
-                                                                                 "result": []}})]
+    prom.answers["/api/v1/query"] = [(200, {"status": "success", "data": {"resultType": "matrix",
+                                                                           "result": []}})]
     patch = kopf.Patch()
     out = refit(spec=examples["vllm-llama-8b"]["spec"], meta=META, status={"recommendation": {"batchSize": 8}},
                 patch=patch, logger=LOG, memo=_memo(small_model, prom, FakeCluster()), now=NOW)
@@ -228,7 +241,7 @@ def test_a_house_model_is_sized_from_its_config_map(small_model, prom, examples)
     cond = {c["type"]: c for c in patch["status"]["conditions"]}["SpecValid"]
     assert cond["status"] == "False" and "house-70b" in cond["message"] and "recommendation" not in patch["status"]
     cluster.maps["house-70b"] = {"config.json": json.dumps(config)}
-    prom.answers["/api/v1/query_range"] = [(200, _matrix([])), (200, _matrix([]))]
+    prom.answers["/api/v1/query"] = [(200, _matrix([]))]
     patch = kopf.Patch()
     refit(spec=spec, meta=META, status={}, patch=patch, logger=LOG, memo=_memo(small_model, prom, cluster), now=NOW)
     rec = patch["status"]["recommendation"]
@@ -243,10 +256,78 @@ def test_inline_facts_reach_the_plan(small_model, prom, examples):
     spec["model"] = "acme/house-model"
     spec["modelFacts"] = {"parametersB": 8, "layers": 32, "kvHeads": 8, "headDim": 128}
     spec["demand"] = {"tokensPerSecond": 2000}
-    prom.answers["/api/v1/query_range"] = [(200, _matrix([])), (200, _matrix([]))]
+    prom.answers["/api/v1/query"] = [(200, _matrix([]))]
     patch = kopf.Patch()
     refit(spec=spec, meta=META, status={}, patch=patch, logger=LOG, memo=_memo(small_model, prom, FakeCluster()),
           now=NOW)
     rec = patch["status"]["recommendation"]
     assert rec["modelFacts"] == "given: spec.modelFacts" and rec["outcome"] in ("ok", "low_confidence")
     assert rec["replicas"]["target"] >= 1
+
+
+class Versioned(FakeCluster):
+    """A target whose pod template names the engine's image."""
+
+    def __init__(self, image, **kw):
+        super().__init__(**kw)
+        self.image = image
+
+    def workload(self, *target):
+        return self.desired, self.ready, f"engine={self.image}"
+
+
+def test_evidence_survives_restarts_and_outages_and_an_engine_upgrade_resets_it(small_model, prom, examples):
+    from datetime import timedelta
+    spec = examples["vllm-llama-8b"]["spec"]
+    cluster = Versioned("vllm/vllm-openai:v0.9.0")
+    first = kopf.Patch()
+    prom.answers["/api/v1/query"] = _raw(9300, 63)
+    refit(spec=spec, meta=META, status={}, patch=first, logger=LOG, memo=_memo(small_model, prom, cluster), now=NOW)
+    evidence = first["status"]["liveEvidence"]
+    seconds = sum(b[2] for b in evidence["bins"].values())
+    assert seconds == 300 and first["status"]["recommendation"]["livePoints"] == 1
+    fitted = {c["type"]: c for c in first["status"]["conditions"]}["ModelFitted"]
+    assert fitted["status"] == "True" and "accumulated evidence" in fitted["message"]
+
+    # A restarted operator (a new memo) reads the evidence from the status; Prometheus is down.
+    later = NOW + timedelta(minutes=5)
+    status = dict(first["status"])
+    down = SimpleNamespace(model=small_model, metrics=OperatorMetrics(), cluster=cluster,
+                           prometheus=lambda spec, ns: PrometheusClient("http://127.0.0.1:9", retries=0))
+    patch = kopf.Patch()
+    refit(spec=spec, meta=META, status=status, patch=patch, logger=LOG, memo=down, now=later)
+    assert "liveEvidence" not in patch["status"]  # nothing stored is lost: the status keeps it
+    # Up again: the next window adds to it (the overlap with the first is not counted twice).
+    prom.answers["/api/v1/query"] = _raw(9300, 63, end=later)
+    patch = kopf.Patch()
+    refit(spec=spec, meta=META, status=status, patch=patch, logger=LOG, memo=_memo(small_model, prom, cluster),
+          now=later)
+    grown = patch["status"]["liveEvidence"]
+    assert sum(b[2] for b in grown["bins"].values()) == pytest.approx(600, rel=0.01)
+    assert grown["regime"] == evidence["regime"]
+
+    # An engine upgrade is a new regime: the evidence starts again.
+    cluster.image = "vllm/vllm-openai:v0.10.1"
+    status = {**status, **patch["status"]}
+    prom.answers["/api/v1/query"] = _raw(12000, 63, end=later + timedelta(minutes=5))
+    patch = kopf.Patch()
+    refit(spec=spec, meta=META, status=status, patch=patch, logger=LOG, memo=_memo(small_model, prom, cluster),
+          now=later + timedelta(minutes=5))
+    reset = patch["status"]["liveEvidence"]
+    assert reset["regime"] != evidence["regime"]
+    assert [round(b[1]) for b in reset["bins"].values()] == [12000]
+    fitted = {c["type"]: c for c in patch["status"]["conditions"]}["ModelFitted"]
+    assert "evidence reset: regime changed" in fitted["message"]
+
+
+def test_zero_demand_is_said_and_a_prior_only_fit_is_not_called_refitted(small_model, examples):
+    spec = copy.deepcopy(examples["vllm-llama-8b"]["spec"])
+    spec["demand"] = {"tokensPerSecond": 0}
+    memo = SimpleNamespace(model=small_model, metrics=OperatorMetrics(), cluster=FakeCluster(),
+                           prometheus=lambda spec, ns: PrometheusClient("http://127.0.0.1:9", retries=0))
+    patch = kopf.Patch()
+    refit(spec=spec, meta=META, status={}, patch=patch, logger=LOG, memo=memo, now=NOW)
+    rec, conditions = patch["status"]["recommendation"], {c["type"]: c for c in patch["status"]["conditions"]}
+    assert rec["outcome"] == "no_demand" and rec["replicas"]["target"] == 1
+    assert conditions["RecommendationProvided"]["reason"] == "NoDemand"
+    assert conditions["ModelFitted"]["status"] == "False" and conditions["ModelFitted"]["reason"] == "PriorOnly"

@@ -9,7 +9,7 @@ def test_defaults(examples):
     spec = parse_spec(examples["tgi-qwen-32b"]["spec"])
     assert spec.mode == "Recommend" and spec.target_kind == "Deployment" and spec.target_api_version == "apps/v1"
     assert spec.policy.confidence_level == 0.9 and spec.deployment.accelerators == 1
-    assert spec.demand_query and spec.demand_tokens_per_s is None
+    assert spec.demand_from_engine and spec.demand_query is None and spec.demand_tokens_per_s is None
     assert spec.prometheus.verify_tls and spec.prometheus.secret_name == "prometheus-reader"
     assert spec.policy.max_batch == 1024 and spec.prometheus.rate_window_s == 120 and spec.prometheus.step_s == 30
 
@@ -38,6 +38,13 @@ def test_engine_batch_limit_bounds_the_planner(examples):
     (lambda s: s["targetRef"].pop("name"), "targetRef.name", "MissingField"),
     (lambda s: (s["workload"].pop("outputTokens"), s["demand"].update(tokensPerSecond=None, requestsPerSecond=3)),
      "workload.outputTokens", "MissingField"),
+    (lambda s: s["demand"].update(fromEngine=True), "demand", "AmbiguousDemand"),
+    (lambda s: (s["workload"].pop("outputTokens"), s.update(demand={"fromEngine": True})),
+     "workload.outputTokens", "MissingField"),
+    (lambda s: (s.update(demand={"fromEngine": True}), s["policy"].update(minReplicas=0)),
+     "policy.minReplicas", "ScaleFromZeroNeedsFrontDoor"),
+    (lambda s: s["prometheus"].update(queries={"throughput": "sum(x)", "batch": "sum(y)"}),
+     "prometheus.queries", "PartialOverride"),
 ])
 def test_invalid_specs_name_field_and_reason(examples, change, field, reason):
     spec = copy.deepcopy(examples["vllm-llama-8b"]["spec"])
@@ -161,3 +168,15 @@ def test_facts_for_a_known_checkpoint_keep_its_catalog_name(examples):
     spec["model"], spec["modelFacts"] = "acme/house-70b", {"layers": 80, "kvHeads": 8, "headDim": 128}
     row = parse_spec(spec).model_facts.iloc[0]
     assert (row["model"], row["params_b"], row["layers"]) == ("acme/house-70b", 70, 80)
+
+
+def test_demand_from_the_engine_and_a_partial_override_says_what_is_missing(examples):
+    spec = copy.deepcopy(examples["vllm-llama-8b"]["spec"])
+    spec["demand"] = {"fromEngine": True}
+    parsed = parse_spec(spec)
+    assert parsed.demand_from_engine and parsed.demand_query is None and parsed.demand_tokens_per_s is None
+    spec["prometheus"]["queries"] = {"throughput": "sum(x)", "batch": "sum(y)"}
+    with pytest.raises(SpecError, match="missing: replicas"):
+        parse_spec(spec)
+    spec["prometheus"]["queries"]["replicas"] = "count(z)"
+    assert set(parse_spec(spec).prometheus.queries) == {"throughput", "batch", "replicas"}
