@@ -54,7 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--duration", type=float, default=180.0, help="seconds to run before stopping (default 180)")
     demo.add_argument("--mode", choices=("Recommend", "Apply"), default="Recommend")
     demo.add_argument("--verbose", action="store_true", help="show the operator's own log")
-    bench = sub.add_parser("bench", help="reconcile benchmark: refit and publish N resources over real HTTP")
+    bench = sub.add_parser("bench", help="reconcile benchmark: refit and publish N resources over real HTTP; "
+                                         "`bench live-points`: live points' bias against a known truth")
+    bench.add_argument("what", nargs="?", choices=("reconcile", "live-points"), default="reconcile",
+                       help="reconcile (default): time per refit; live-points: bias of live points read through a "
+                            "real Prometheus backfilled with the engines' own metrics")
+    bench.add_argument("--output", choices=("table", "json", "markdown"), default="table",
+                       help="live-points: a table, one JSON object per scenario, or Markdown")
+    bench.add_argument("--no-convergence", action="store_true",
+                       help="live-points: skip the convergence run (which needs the fitted model)")
     bench.add_argument("--resources", default="100,1000", help="comma-separated resource counts (default 100,1000)")
     bench.add_argument("--model-file", help="a saved model (default: fit the bundled data)")
     soak = sub.add_parser("soak", help="N resources refitting over simulated time: latency and memory figures")
@@ -114,6 +122,9 @@ def _devstack_command(args: argparse.Namespace) -> int:
         bench.soak(args.resources, args.minutes, model=fitted_model(Settings(model_file=args.model_file)),
                    distinct=args.configurations)
         return 0
+    if args.what == "live-points":
+        model = None if args.no_convergence else fitted_model(Settings(model_file=args.model_file))
+        return _devstack("livebench").main(args.output, model)
     counts = [int(n) for n in args.resources.split(",")]
     if any(n < 1 for n in counts):
         raise ValueError("--resources takes positive counts")

@@ -37,13 +37,24 @@ from ..settings import Settings
 
 class _RangeAnswers:
     """A loopback Prometheus API answering range queries with a series over the asked
-    range (so simulated time can move), as a summed vLLM query would come back."""
+    range (so simulated time can move), as a summed vLLM query would come back, and raw
+    sample queries with two pods' series, as the per-pod pairing reads them."""
 
     def __init__(self):
         class Handler(QuietHandler):
             def do_GET(self):  # noqa: N802 - http.server's naming
                 params = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
                 query = params.get("query", [""])[0]
+                if query.endswith("s]"):  # raw samples of two pods scraped every 15 s
+                    at = float(params.get("time", [time.time()])[0])
+                    seconds = float(query.rsplit("[", 1)[1][:-2])
+                    stamps = [at - 15.0 * k for k in range(int(seconds // 15), -1, -1)]
+                    tokens = "generation_tokens" in query
+                    result = [{"metric": {"namespace": "bench", "pod": f"p{i}"}, "values": [
+                        [t, str(rate * t if tokens else batch + 0.5 * math.sin(t / 600))] for t in stamps]}
+                        for i, (rate, batch) in enumerate(((1000.0, 10.0), (1700.0, 20.0)))]
+                    self.reply(200, {"status": "success", "data": {"resultType": "matrix", "result": result}})
+                    return
                 end = float(params.get("end", [time.time()])[0])
                 start = float(params.get("start", [end - 300])[0])
                 step = float(params.get("step", [30])[0])

@@ -43,7 +43,9 @@ def demo_stack(duration: float, mode: str = "Recommend", verbose: bool = False) 
             "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
             "model": model, "hardware": {"accelerator": accelerator, "acceleratorsPerReplica": count},
             "engine": {"name": engine}, "workload": {"inputTokens": tin, "outputTokens": tout},
-            "demand": {"tokensPerSecond": round(2 * truth(truth.max_batch * 0.75))},
+            # What the engines receive (arrivals and their queues): the deployments start on one
+            # replica, under-provisioned, and the demand served would hide it.
+            "demand": {"fromEngine": True},
             "slo": {"maxInterTokenLatencyMs": itl},
             "policy": {"mode": mode, "refitIntervalSeconds": 10, "warmupSeconds": 30, "minReplicas": 1,
                        "maxReplicas": 12, "stabilizationWindowSeconds": 30, "minConfidence": 0.5}}))
@@ -57,8 +59,8 @@ def demo_stack(duration: float, mode: str = "Recommend", verbose: bool = False) 
               f"  fleet metrics {stack.fleet.metrics_url}", flush=True)
         for name, _truth, spec in resources:
             stack.request("PATCH", f"/apis/apps/v1/namespaces/default/deployments/{name}/scale",
-                          {"spec": {"replicas": 2}})
-            spec["prometheus"] = {"url": stack.prometheus_url, "selector": f'deployment="{name}"',
+                          {"spec": {"replicas": 1}})
+            spec["prometheus"] = {"url": stack.prometheus_url, "selector": f'service="{name}"',
                                   "rateWindowSeconds": 10, "stepSeconds": 5}
         operator = stack.start_operator(model)
         print(f"operator metrics http://127.0.0.1:{operator.settings.metrics_port}/metrics", flush=True)

@@ -13,7 +13,7 @@ import math
 import threading
 import time
 import urllib.error
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import ThreadingHTTPServer
 from typing import Callable
 
@@ -22,7 +22,7 @@ import numpy as np
 from ala.benchmarks import CurveSet
 from ala.throughput import ThroughputCurve
 
-from ..engines import ENGINES
+from .exposition import EngineState, engine_samples, text
 from .loopback import QuietHandler, request_json
 
 @dataclass
@@ -62,12 +62,21 @@ class TrueCurve:
 
 @dataclass
 class Pod:
+    """One pod: its data-parallel engines' counters, and the requests still in flight
+    (tokens an engine counts on completion reach its counters when they finish)."""
+
     name: str
     ready_at: float
-    tokens: float = 0.0
-    requests: float = 0.0
-    prompt_tokens: float = 0.0
-    running: float = 0.0
+    ranks: list[EngineState] = field(default_factory=lambda: [EngineState()])
+    in_flight: list[tuple[float, int, float, float, float]] = field(default_factory=list)
+
+    @property
+    def tokens(self) -> float:
+        return sum(r.decoded for r in self.ranks)
+
+    @property
+    def running(self) -> float:
+        return sum(r.running for r in self.ranks)
 
 
 @dataclass
@@ -83,13 +92,15 @@ class SimulatedDeployment:
     output_tokens: float = 256.0
     startup_s: float = 20.0
     noise: float = 0.03
+    data_parallel: int = 1
     pods: list[Pod] = field(default_factory=list)
     _serial: int = 0
 
     def reconcile(self, desired: int, now: float) -> None:
         while len(self.pods) < desired:
             self._serial += 1
-            self.pods.append(Pod(f"{self.name}-{self._serial:05d}", now + self.startup_s))
+            self.pods.append(Pod(f"{self.name}-{self._serial:05d}", now + self.startup_s,
+                                 [EngineState() for _ in range(self.data_parallel)]))
         while len(self.pods) > desired:
             self.pods.pop()  # the newest goes first, like a ReplicaSet scaling down
 
@@ -97,19 +108,44 @@ class SimulatedDeployment:
         return [p for p in self.pods if p.ready_at <= now]
 
     def step(self, now: float, dt: float, t: float, rng: np.random.Generator) -> None:
+        """Each ready pod's engines receive an equal share of the demand (requests arrive,
+        counted); an engine serves what arrived and what waits up to its largest measured
+        batch, and the rest waits (so a saturated deployment's queue grows). Tokens are
+        counted as decoded, and again (with the request's latency) when the requests finish,
+        a request's duration later."""
         ready = self.ready(now)
         for pod in self.pods:
-            pod.running = 0.0
+            for rank in pod.ranks:
+                rank.running = rank.rate = 0.0
         if not ready:
             return
-        share = max(self.demand(t), 0.0) / len(ready)
-        batch = self.truth.batch_for(share)
+        engines = len(ready) * self.data_parallel
+        share = max(self.demand(t), 0.0) / engines
+        capacity = self.truth(self.truth.max_batch)
         for pod in ready:
-            rate = self.truth(batch) * math.exp(rng.normal(0.0, self.noise)) if batch > 0 else 0.0
-            pod.tokens += rate * dt
-            pod.requests += rate / self.output_tokens * dt
-            pod.prompt_tokens += rate / self.output_tokens * self.input_tokens * dt
-            pod.running = max(0.0, batch + rng.normal(0.0, 0.02 * max(batch, 1.0)))
+            for i, rank in enumerate(pod.ranks):
+                rank.arrived += share / self.output_tokens * dt
+                offered = share + rank.waiting * self.output_tokens / dt
+                served = min(offered, capacity)
+                rank.waiting = max(0.0, (offered - served) * dt / self.output_tokens)
+                batch = self.truth.batch_for(served)
+                rate = self.truth(batch) * math.exp(rng.normal(0.0, self.noise)) if batch > 0 else 0.0
+                made = rate * dt
+                requests = made / self.output_tokens
+                latency = self.output_tokens * batch / max(rate, 1e-9) if rate > 0 else 0.0
+                rank.decoded += made
+                rank.rate = rate
+                rank.prompt_tokens += requests * self.input_tokens
+                rank.running = max(0.0, batch + rng.normal(0.0, 0.02 * max(batch, 1.0)))
+                if made > 0:
+                    pod.in_flight.append((now + latency, i, made, requests, latency))
+            due = [f for f in pod.in_flight if f[0] <= now]
+            pod.in_flight = [f for f in pod.in_flight if f[0] > now]
+            for _, i, made, requests, latency in due:
+                rank = pod.ranks[i]
+                rank.finished_tokens += made
+                rank.finished += requests
+                rank.latency_sum += requests * latency
 
 
 class Fleet:
@@ -124,6 +160,7 @@ class Fleet:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._started = time.time()
+        self._last_tick = 0.0
         fleet = self
 
         class Handler(QuietHandler):
@@ -186,6 +223,7 @@ class Fleet:
             with self._lock:
                 dep.reconcile(desired, now)
                 dep.step(now, dt, now - self._started, self.rng)
+                self._last_tick = now
                 ready = len(dep.ready(now))
             status = obj.get("status") or {}
             if status.get("readyReplicas") != ready or status.get("replicas") != len(dep.pods):
@@ -194,26 +232,18 @@ class Fleet:
                     "observedGeneration": obj["metadata"].get("generation")}})
 
     def exposition(self) -> str:
-        """Prometheus text format for every pod (names as each engine spells them)."""
-        lines: dict[str, list[str]] = {}
+        """Prometheus text format for every pod, in each engine's names and own labels, with
+        the labels a ServiceMonitor adds (``namespace``, ``service``, ``pod``)."""
+        samples = []
         with self._lock:
+            # A real engine's counter moves with every step, not once per simulator tick.
+            since = max(0.0, time.time() - self._last_tick) if self._last_tick else 0.0
             for dep in self.deployments:
-                m = ENGINES[dep.engine]
                 for pod in dep.pods:
-                    labels = f'namespace="{dep.namespace}",deployment="{dep.name}",pod="{pod.name}"'
-                    values = [(m.generated, "counter", pod.tokens), (m.running, "gauge", pod.running),
-                              (m.requests, "counter", pod.requests), (m.prompt_counter, "counter", pod.prompt_tokens)]
-                    if m.prompt_histogram:
-                        values += [(m.prompt_histogram + "_sum", "counter", pod.prompt_tokens),
-                                   (m.prompt_histogram + "_count", "counter", pod.requests)]
-                    if m.generated_histogram:
-                        values += [(m.generated_histogram + "_sum", "counter", pod.tokens),
-                                   (m.generated_histogram + "_count", "counter", pod.requests)]
-                    for name, kind, value in values:
-                        if name:
-                            lines.setdefault(name, [f"# TYPE {name} {kind}"]).append(
-                                f"{name}{{{labels}}} {value:.6f}")
-        return "\n".join(line for block in lines.values() for line in block) + "\n"
+                    target = {"namespace": dep.namespace, "service": dep.name, "pod": pod.name}
+                    ranks = [replace(r, decoded=r.decoded + r.rate * since) for r in pod.ranks]
+                    samples += engine_samples(dep.engine, ranks, target, model=dep.truth.config_id)
+        return text(samples)
 
     def _api(self, method: str, path: str, body: dict | None = None, ok=(200, 201)) -> dict | None:
         """The API's answer, or None when the object is missing or already there."""

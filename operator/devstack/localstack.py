@@ -39,9 +39,12 @@ class PrometheusServer:
     """A real Prometheus on loopback scraping the given targets every ``scrape_s`` seconds."""
 
     def __init__(self, targets: list[str], scrape_s: float = 1.0, binary: str | None = None,
-                 jobs: list[dict] | None = None):
+                 jobs: list[dict] | None = None, blocks: Path | None = None, retention: str = "2h"):
         """``jobs``, when given, are the scrape configs verbatim (instead of one plain job
-        per target), e.g. with the relabelling a ServiceMonitor generates."""
+        per target), e.g. with the relabelling a ServiceMonitor generates. ``blocks``: a
+        directory of TSDB blocks (``promtool tsdb create-blocks-from``) to serve, kept for
+        ``retention``."""
+        self.blocks, self.retention = blocks, retention
         self.binary = binary or shutil.which("prometheus")
         if not self.binary:
             raise PrometheusNotInstalled(f"no prometheus binary found; {INSTALL_HINT}")
@@ -60,9 +63,11 @@ class PrometheusServer:
         port = _free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.log = open(self.dir / "prometheus.log", "wb")
+        if self.blocks is not None:
+            shutil.copytree(self.blocks, self.dir / "data")
         self.process = subprocess.Popen(
             [self.binary, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}",
-             f"--storage.tsdb.path={self.dir / 'data'}", "--storage.tsdb.retention.time=2h"],
+             f"--storage.tsdb.path={self.dir / 'data'}", f"--storage.tsdb.retention.time={self.retention}"],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while time.time() < deadline:

@@ -193,7 +193,12 @@ def _spec(s: Scenario, batch_cap: int, max_replicas: int) -> dict:
             "hardware": {"accelerator": s.accelerator, "acceleratorsPerReplica": s.accelerators},
             "engine": {"name": s.engine, "maxBatchSize": batch_cap}, "workload": {"inputTokens": s.input_tokens, "outputTokens": s.output_tokens},
             "demand": {"query": "sum(rate(requested_output_tokens[5m]))"}, "slo": {"maxInterTokenLatencyMs": s.max_itl_ms},
-            "prometheus": {"url": "http://replay.invalid", "rateWindowSeconds": 60, "stepSeconds": 15},
+            # The replay's pods are balanced and share one clock: it reads the fleet-wide series
+            # (the override path), which is what these queries name.
+            "prometheus": {"url": "http://replay.invalid", "rateWindowSeconds": 60, "stepSeconds": 15,
+                           "queries": {"throughput": "sum(rate(replay:generation_tokens_total[1m]))",
+                                       "batch": "sum(avg_over_time(replay:num_requests_running[1m]))",
+                                       "replicas": "count(avg_over_time(replay:num_requests_running[1m]) > 0)"}},
             "policy": {"mode": "Apply", "minReplicas": 1, "maxReplicas": max_replicas, "minConfidence": 0.3,
                        "refitIntervalSeconds": 60, "stabilizationWindowSeconds": 120, "maxStep": 50,
                        "warmupSeconds": 30, "headroom": 0.15, "confidenceLevel": 0.9},
@@ -240,7 +245,7 @@ def replay(s: Scenario, policy: str, model=None, seed: int = 0, truth: TrueCurve
     hpa_history: list[tuple[float, int]] = []
     batches: list[tuple[float, int]] = [(0.0, batch)]
     samples: list[tuple[float, float, float, int]] = []  # (t, tokens/s, running, serving)
-    score, last_scaled, last_refit = None, None, 0.0
+    score, last_scaled, last_refit, evidence = None, None, 0.0, None
     base = datetime(2026, 1, 1, tzinfo=timezone.utc)
     cursor, replicas_series = 0, []
     for t in range(span + 600):
@@ -264,8 +269,8 @@ def replay(s: Scenario, policy: str, model=None, seed: int = 0, truth: TrueCurve
         elif policy == "ala" and now - last_refit >= 60 and t > 0:
             last_refit = now
             desired = fleet.desired()
-            decision, score, last_scaled, chosen = _ala_refit(model, spec, samples, trace, arrivals_at, now, desired,
-                                                              score, last_scaled, base, fleet)
+            decision, score, last_scaled, chosen, evidence = _ala_refit(
+                model, spec, samples, trace, arrivals_at, now, desired, score, last_scaled, base, fleet, evidence)
             if chosen is not None and chosen != fleet.batch:
                 fleet.batch = chosen
             batches.append((now, fleet.batch))
@@ -319,9 +324,10 @@ def _hpa(fleet: ReplicaPool, samples, history, now: float, batch: int, max_repli
     return max(1, min(want, max_replicas))
 
 
-def _ala_refit(model, spec, samples, trace, arrivals_at, now, desired, score, last_scaled, base, fleet):
+def _ala_refit(model, spec, samples, trace, arrivals_at, now, desired, score, last_scaled, base, fleet, evidence):
     """One refit through the operator's own ``refit.step``: the samples become the
-    Observations its Prometheus queries would return, on the replay's clock."""
+    Observations its Prometheus queries would return, on the replay's clock; the evidence
+    is carried from refit to refit as the operator carries it in the status."""
     window = samples[-300:]
     every = 15
     at = [t for t, *_ in window[::-every][::-1]]
@@ -348,10 +354,10 @@ def _ala_refit(model, spec, samples, trace, arrivals_at, now, desired, score, la
                                 window_start=throughput[0][0] if throughput else None)
     when = base + timedelta(seconds=now)
     last = base + timedelta(seconds=last_scaled) if last_scaled is not None else None
-    decision = step(model, spec, observations, score, last, when)
+    decision = step(model, spec, observations, score, last, when, evidence=evidence)
     chosen = int(decision.plan.batch_size) if decision.plan.batch_size else None
     replicas = decision.scale_to
-    return replicas, decision.score, (now if replicas is not None else last_scaled), chosen
+    return replicas, decision.score, (now if replicas is not None else last_scaled), chosen, decision.evidence
 
 
 def default_scenarios() -> list[Scenario]:

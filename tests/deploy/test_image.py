@@ -123,7 +123,7 @@ def test_the_operator_from_the_image_reaches_a_recommendation(image, require_pro
                              "hardware": {"accelerator": "H100"}, "engine": {"name": "vllm"},
                              "workload": {"inputTokens": 1024, "outputTokens": 1024},
                              "demand": {"tokensPerSecond": 6000},
-                             "prometheus": {"url": stack.prometheus_url, "selector": 'deployment="imaged"',
+                             "prometheus": {"url": stack.prometheus_url, "selector": 'service="imaged"',
                                             "rateWindowSeconds": 10, "stepSeconds": 5},
                              "policy": {"refitIntervalSeconds": 10, "warmupSeconds": 0}}}
         assert stack.request("POST", BASE, resource)[0] == 201

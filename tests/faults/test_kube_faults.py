@@ -36,7 +36,7 @@ def _resource(name, url, **policy):
         "targetRef": {"name": name}, "model": "meta-llama/Meta-Llama-3-8B", "hardware": {"accelerator": "H100"},
         "engine": {"name": "vllm"}, "workload": {"inputTokens": 1024, "outputTokens": 1024},
         "demand": {"tokensPerSecond": 6000}, "slo": {"maxInterTokenLatencyMs": 20},
-        "prometheus": {"url": url, "selector": f'deployment="{name}"', "rateWindowSeconds": 10, "stepSeconds": 5},
+        "prometheus": {"url": url, "selector": f'service="{name}"', "rateWindowSeconds": 10, "stepSeconds": 5},
         "policy": {"refitIntervalSeconds": INTERVAL, "warmupSeconds": 0, **policy}}}
 
 

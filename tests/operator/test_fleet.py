@@ -1,5 +1,6 @@
 """The simulated fleet's physics: the batch that serves a demand, and engine metric names."""
 
+import pytest
 import numpy as np
 
 from ala.benchmarks import group_curves, load_benchmarks
@@ -25,5 +26,24 @@ def test_ready_replicas_share_the_demand_and_export_engine_names():
     fleet = Fleet("http://127.0.0.1:1", [dep])
     text = fleet.exposition()
     fleet.server.server_close()
-    assert 'sglang:generation_tokens_total{namespace="ns",deployment="d",pod="d-00001"}' in text
+    assert ('sglang:realtime_tokens_total{namespace="ns",service="d",pod="d-00001",model_name="335d81212b",'
+            'engine_type="unified",tp_rank="0",pp_rank="0",mode="decode"}') in text
+    assert 'sglang:generation_tokens_total{namespace="ns",service="d",pod="d-00001",' in text  # per finished request
     assert "# TYPE sglang:num_running_reqs gauge" in text
+    assert "# TYPE sglang:e2e_request_latency_seconds histogram" in text
+
+
+def test_finished_requests_reach_completion_counters_a_request_duration_later():
+    truth = TrueCurve.from_curves(group_curves(load_benchmarks()), "335d81212b")
+    dep = SimulatedDeployment("ns", "d", "tgi", truth, demand=lambda t: truth(20.0), startup_s=0, noise=0.0,
+                              output_tokens=256)
+    dep.reconcile(1, now=0.0)
+    latency = 256 * dep.truth.batch_for(truth(20.0)) / truth(20.0)
+    rng = np.random.default_rng(0)
+    for second in range(1, int(latency)):
+        dep.step(now=float(second), dt=1.0, t=float(second), rng=rng)
+    rank = dep.pods[0].ranks[0]
+    assert rank.decoded > 0 and rank.finished_tokens == 0  # none finished yet
+    for second in range(int(latency), int(latency) + 5):
+        dep.step(now=float(second), dt=1.0, t=float(second), rng=rng)
+    assert rank.finished_tokens > 0 and rank.latency_sum / rank.finished == pytest.approx(latency, rel=1e-6)

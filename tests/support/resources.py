@@ -12,7 +12,7 @@ def stepping_apply_resource(name: str, prometheus_url: str, window: int, max_ste
                 "hardware": {"accelerator": "H100"}, "engine": {"name": "vllm"},
                 "workload": {"inputTokens": 1024, "outputTokens": 1024},
                 "demand": {"tokensPerSecond": 40000}, "slo": {"maxInterTokenLatencyMs": 20},
-                "prometheus": {"url": prometheus_url, "selector": f'deployment="{name}"', "rateWindowSeconds": 10,
+                "prometheus": {"url": prometheus_url, "selector": f'service="{name}"', "rateWindowSeconds": 10,
                                "stepSeconds": 5, **prometheus},
                 "policy": {"refitIntervalSeconds": 10, "warmupSeconds": 0, "mode": "Apply",
                            "minReplicas": 1, "maxReplicas": 12, "maxStep": max_step, "minConfidence": 0.0,
