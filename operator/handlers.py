@@ -178,6 +178,8 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
     conditions = plan_conditions(conditions, result, parsed.min_confidence, now, generation)
     rec = recommendation(result, now)
     rec["livePoints"] = len(points)
+    if decision.curve is not None:
+        rec["ownCurve"] = decision.curve
     previous = ((status.get("recommendation") or {}).get("replicas") or {}).get("target")
     patch.status["recommendation"] = rec
     patch.status["scorecard"] = decision.score

@@ -189,6 +189,7 @@ class Decision:
     evidence: dict | None = None
     evidence_reset: str | None = None
     fresh_s: float = 0.0
+    curve: dict | None = None
 
 
 def regime(spec: LLMDeploymentSpec, template: str | None) -> str:
@@ -258,4 +259,18 @@ def step(model, spec: LLMDeploymentSpec, observations: Observations, score: Mapp
     new_score = score_fresh(model, spec, kept, fresh, score)
     result = recommend(model, spec, observations.demand, points)
     replicas, why = scale_decision(spec, result, observations.desired, last_scaled, now)
-    return Decision(points, new_score, result, replicas, why, update.evidence, update.reset, update.added_s)
+    return Decision(points, new_score, result, replicas, why, update.evidence, update.reset, update.added_s,
+                    own_curve(model, spec, points))
+
+
+def own_curve(model, spec: LLMDeploymentSpec, points: list[Observation]) -> dict | None:
+    """The deployment's own analytical curve ``c - a exp(-b batch)``: fitted to its curve as
+    the evidence updated the learned prior, over batches up to the policy's limit (None
+    without evidence)."""
+    if not points:
+        return None
+    row = model.curve_parameters(spec.deployment.query([1.0]), live=live_table(spec, points),
+                                 max_batch=float(spec.policy.max_batch)).iloc[0]
+    return {"a": round(float(row["a"]), 3), "b": round(float(row["b"]), 6), "c": round(float(row["c"]), 3),
+            "fitMAPE": round(float(row["fit_mape"]), 4), "livePoints": len(points),
+            "evidenceSeconds": round(sum(p.seconds or 0.0 for p in points), 1)}

@@ -327,20 +327,21 @@ def main(output: str = "table", model=None) -> int:
         return 0
     rows = live_point_benchmark(stream=lambda line: None)
     pct = lambda v: "-" if v is None else f"{100 * v:+.1f}%"  # noqa: E731
+    size = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731 - an absolute value
     if output == "markdown":
         print("| scenario | engine | points | median bias | p90 abs bias | fleet-wide median | fleet-wide p90 |")
         print("|---|---|---:|---:|---:|---:|---:|")
         for r in rows:
             print(f"| {r['scenario']} | {r['engine']} | {r['points']} | {pct(r['median_bias'])} | "
-                  f"{pct(r['p90_abs_bias'])} | {pct(r.get('fleet_median_bias'))} | "
-                  f"{pct(r.get('fleet_p90_abs_bias'))} |")
+                  f"{size(r['p90_abs_bias'])} | {pct(r.get('fleet_median_bias'))} | "
+                  f"{size(r.get('fleet_p90_abs_bias'))} |")
     else:
         print(f"{'scenario':55} {'engine':13} {'points':>6} {'median':>8} {'p90 |bias|':>10}   "
               f"{'fleet-wide median':>17} {'p90':>7}")
         for r in rows:
             print(f"{r['scenario']:55} {r['engine']:13} {r['points']:>6} {pct(r['median_bias']):>8} "
-                  f"{pct(r['p90_abs_bias']):>10}   {pct(r.get('fleet_median_bias')):>17} "
-                  f"{pct(r.get('fleet_p90_abs_bias')):>7}")
+                  f"{size(r['p90_abs_bias']):>10}   {pct(r.get('fleet_median_bias')):>17} "
+                  f"{size(r.get('fleet_p90_abs_bias')):>7}")
     if model is None:
         return 0
     rows = convergence(model, stream=lambda line: None)

@@ -5,6 +5,7 @@ loopback replaying recorded answers (see conftest); the model is the session's r
 """
 
 import copy
+import math
 import logging
 from datetime import datetime, timezone
 from types import SimpleNamespace
@@ -286,6 +287,10 @@ def test_evidence_survives_restarts_and_outages_and_an_engine_upgrade_resets_it(
     evidence = first["status"]["liveEvidence"]
     seconds = sum(b[2] for b in evidence["bins"].values())
     assert seconds == 300 and first["status"]["recommendation"]["livePoints"] == 1
+    own = first["status"]["recommendation"]["ownCurve"]  # c - a exp(-b batch), through the evidence
+    assert own["evidenceSeconds"] == 300 and own["c"] > own["a"] > 0 and own["b"] > 0
+    at_63 = own["c"] - own["a"] * math.exp(-own["b"] * 63)
+    assert abs(at_63 / 9300 - 1) < 0.15
     fitted = {c["type"]: c for c in first["status"]["conditions"]}["ModelFitted"]
     assert fitted["status"] == "True" and "accumulated evidence" in fitted["message"]
 
