@@ -60,13 +60,14 @@ def fetch(client: PrometheusClient, spec: LLMDeploymentSpec, now: datetime, desi
 
 def engine_demand(client: PrometheusClient, spec: LLMDeploymentSpec, at: float) -> float:
     """Output tokens/s the deployment is asked for: requests arriving (over the rate window)
-    plus those waiting, drained within ``DRAIN_INTERVALS`` refit intervals, times the
+    plus those waiting, drained within ``DRAIN_INTERVALS`` refit intervals (at least
+    ``DRAIN_MIN_S``), times the
     workload's output tokens per request. Served tokens would hide what a saturated
     deployment turns away; arrivals and the queue do not."""
     queries = demand_queries(spec.deployment.engine, spec.prometheus.selector, spec.prometheus.rate_window_s)
     arrivals = sum(v for _, v in _signed(client, queries["arrivals"], at))
     waiting = sum(v for _, v in client.instant(queries["waiting"], at))
-    drain_s = max(DRAIN_INTERVALS * spec.refit_interval_s, 60)
+    drain_s = max(DRAIN_INTERVALS * spec.refit_interval_s, DRAIN_MIN_S)
     return max(arrivals, 0.0) * float(spec.deployment.output_tokens) \
         + waiting / drain_s * float(spec.deployment.output_tokens)
 
@@ -77,8 +78,11 @@ def _signed(client: PrometheusClient, query: str, at: float) -> list[tuple[dict,
     return client.instant(f"clamp_min({query}, 0)", at)
 
 
-#: The queue a refit sees is to be served within this many refit intervals.
+#: The queue a refit sees is to be served within this many refit intervals, and not faster
+#: than ``DRAIN_MIN_S``: a queue built while the deployment was short is not a demand to
+#: size for (in the demo, draining it in 20 s asked for five times the replicas needed).
 DRAIN_INTERVALS = 2
+DRAIN_MIN_S = 120.0
 #: An engine that counts a request's tokens when it finishes is believed only where its batch
 #: held steady for this many mean request latencies before (most requests finish within).
 LAG_LATENCIES = 2.0
