@@ -33,6 +33,20 @@ class EngineState:
 
 
 Sample = tuple[str, str, dict, float]  # name, type, labels, value
+#: A request batch in flight: (due time, rank, tokens, requests, latency in seconds).
+InFlight = tuple[float, int, float, float, float]
+
+
+def finish_due(ranks: list[EngineState], in_flight: list[InFlight], now: float) -> list[InFlight]:
+    """Requests due by ``now`` reach their engines' completion counters (tokens, requests,
+    latency); the ones still in flight are returned."""
+    for due, i, made, requests, latency in in_flight:
+        if due <= now:
+            rank = ranks[i]
+            rank.finished_tokens += made
+            rank.finished += requests
+            rank.latency_sum += requests * latency
+    return [f for f in in_flight if f[0] > now]
 
 
 def engine_samples(engine: str, ranks: list[EngineState], target_labels: dict, model: str = "model",

@@ -22,7 +22,7 @@ import numpy as np
 from ala.benchmarks import CurveSet
 from ala.throughput import ThroughputCurve
 
-from .exposition import EngineState, engine_samples, text
+from .exposition import EngineState, engine_samples, finish_due, text
 from .loopback import QuietHandler, request_json
 
 @dataclass
@@ -139,13 +139,7 @@ class SimulatedDeployment:
                 rank.running = max(0.0, batch + rng.normal(0.0, 0.02 * max(batch, 1.0)))
                 if made > 0:
                     pod.in_flight.append((now + latency, i, made, requests, latency))
-            due = [f for f in pod.in_flight if f[0] <= now]
-            pod.in_flight = [f for f in pod.in_flight if f[0] > now]
-            for _, i, made, requests, latency in due:
-                rank = pod.ranks[i]
-                rank.finished_tokens += made
-                rank.finished += requests
-                rank.latency_sum += requests * latency
+            pod.in_flight = finish_due(pod.ranks, pod.in_flight, now)
 
 
 class Fleet:

@@ -35,7 +35,7 @@ from ..observe import fetch
 from ..prometheus import GarbageAnswer, PrometheusClient
 from ..refit import gather
 from ..spec import parse_spec
-from .exposition import EngineState, engine_samples, openmetrics_lines
+from .exposition import EngineState, engine_samples, finish_due, openmetrics_lines
 from .localstack import PrometheusServer
 
 SCRAPE_S = 15.0
@@ -152,13 +152,7 @@ def simulate(s: Scenario, truth: Truth, base: float, seed: int = 0) -> tuple[lis
                     rank.arrived += requests
                     rank.prompt_tokens += requests * s.input_tokens
                     pod.in_flight.append((t + latency, i, made, requests, latency))
-            due = [f for f in pod.in_flight if f[0] <= t]
-            pod.in_flight = [f for f in pod.in_flight if f[0] > t]
-            for _, i, made, requests, latency in due:
-                rank = pod.ranks[i]
-                rank.finished_tokens += made
-                rank.finished += requests
-                rank.latency_sum += requests * latency
+            pod.in_flight = finish_due(pod.ranks, pod.in_flight, t)
         if second % int(SCRAPE_S) == 0:
             for pod in s.pods:
                 if pod.start <= t < pod.stop:
