@@ -19,8 +19,8 @@ from .engines import ENGINES, SGLANG_COMPLETION_TOKENS, EngineMetrics, name_patt
 #: Largest value believed for any series (tokens/s, sequences, requests/s, tokens).
 ABSURD = 1e9
 #: Largest raw counter believed (a busy engine's token counter passes 1e9 within days; this
-#: is a century of a hundred thousand tokens a second).
-ABSURD_COUNTER = 1e15
+#: is three decades of a hundred thousand tokens a second).
+ABSURD_COUNTER = 1e14
 
 def _over(function: str, pattern: str, match: str = "") -> str:
     """``sum(function({__name__=~"pattern"<,match><selector>}[<window>]))`` as a template."""
