@@ -155,7 +155,8 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
     # Decide: one pure step, the same the trace replay calls.
     last_scaled = _parse_time(status["lastScaleTime"]) if status.get("lastScaleTime") else None
     decision = step(memo.model, parsed, observations, status.get("scorecard"), last_scaled, now,
-                    evidence=status.get("liveEvidence"))
+                    evidence=status.get("liveEvidence"),
+                    curve=None if changed else (status.get("recommendation") or {}).get("ownCurve"))
     result, points = decision.plan, decision.points
 
     # Publish: status, annotations, events.

@@ -246,7 +246,8 @@ def gather(spec: LLMDeploymentSpec, obs: Observations, evidence: Mapping[str, An
 
 
 def step(model, spec: LLMDeploymentSpec, observations: Observations, score: Mapping[str, Any] | None,
-         last_scaled: datetime | None, now: datetime, evidence: Mapping[str, Any] | None = None) -> Decision:
+         last_scaled: datetime | None, now: datetime, evidence: Mapping[str, Any] | None = None,
+         curve: Mapping[str, Any] | None = None) -> Decision:
     """One refit: believed intervals, accumulated evidence, scorecard, plan, scale. The live points are the deployment's accumulated
     evidence (``evidence``, from the status, with this refit's intervals merged), so what a
     deployment taught survives the window, a metrics outage and a restart.
@@ -260,15 +261,26 @@ def step(model, spec: LLMDeploymentSpec, observations: Observations, score: Mapp
     result = recommend(model, spec, observations.demand, points)
     replicas, why = scale_decision(spec, result, observations.desired, last_scaled, now)
     return Decision(points, new_score, result, replicas, why, update.evidence, update.reset, update.added_s,
-                    own_curve(model, spec, points))
+                    own_curve(model, spec, points, curve))
 
 
-def own_curve(model, spec: LLMDeploymentSpec, points: list[Observation]) -> dict | None:
+#: The own curve is fitted again when the evidence behind it grew by this share, or its
+#: points changed in number (a fit costs about a prediction and a half).
+REFIT_CURVE_GROWTH = 0.1
+
+
+def own_curve(model, spec: LLMDeploymentSpec, points: list[Observation],
+              previous: Mapping[str, Any] | None = None) -> dict | None:
     """The deployment's own analytical curve ``c - a exp(-b batch)``: fitted to its curve as
     the evidence updated the learned prior, over batches up to the policy's limit (None
-    without evidence)."""
+    without evidence); ``previous`` (the last one published) is kept while the evidence
+    behind it has not grown by ``REFIT_CURVE_GROWTH`` nor changed its points."""
     if not points:
         return None
+    seconds = sum(p.seconds or 0.0 for p in points)
+    if previous and previous.get("livePoints") == len(points) \
+            and abs(seconds - float(previous.get("evidenceSeconds") or 0.0)) < REFIT_CURVE_GROWTH * seconds:
+        return dict(previous)
     row = model.curve_parameters(spec.deployment.query([1.0]), live=live_table(spec, points),
                                  max_batch=float(spec.policy.max_batch)).iloc[0]
     return {"a": round(float(row["a"]), 3), "b": round(float(row["b"]), 6), "c": round(float(row["c"]), 3),

@@ -142,3 +142,23 @@ def test_step_leaves_out_warm_up_and_a_series_that_began_inside_the_window(small
     assert after_scale.fresh_s == 0 and after_scale.points == []
     late = step(small_model, spec, Observations(2, 2, series[4:], batch[4:], window_start=t0), None, None, now)
     assert late.fresh_s == 60  # only the samples a rate window after the series began
+
+
+def test_the_own_curve_is_fitted_again_only_when_the_evidence_grew(examples):
+    spec = parse_spec(examples["vllm-llama-8b"]["spec"])
+
+    class Counting:
+        calls = 0
+
+        def curve_parameters(self, *args, **kwargs):
+            Counting.calls += 1
+            return pd.DataFrame({"a": [900.0], "b": [0.05], "c": [1000.0], "fit_mape": [0.01]})
+
+    points = [refit.Observation(0.0, 16.0, 700.0, 600.0), refit.Observation(0.0, 32.0, 900.0, 600.0)]
+    first = refit.own_curve(Counting(), spec, points)
+    assert Counting.calls == 1 and first["evidenceSeconds"] == 1200.0 and first["livePoints"] == 2
+    grown_a_little = [refit.Observation(0.0, 16.0, 700.0, 660.0), points[1]]
+    assert refit.own_curve(Counting(), spec, grown_a_little, first) == first and Counting.calls == 1
+    grown = [refit.Observation(0.0, 16.0, 700.0, 900.0), points[1]]
+    assert refit.own_curve(Counting(), spec, grown, first)["evidenceSeconds"] == 1500.0 and Counting.calls == 2
+    assert refit.own_curve(Counting(), spec, points[:1], first)["livePoints"] == 1 and Counting.calls == 3
