@@ -115,8 +115,9 @@ class SimulatedDeployment:
         a request's duration later."""
         ready = self.ready(now)
         for pod in self.pods:
-            for rank in pod.ranks:
-                rank.running = rank.rate = 0.0
+            if pod.ready_at > now:
+                for rank in pod.ranks:
+                    rank.running = rank.rate = 0.0
         if not ready:
             return
         engines = len(ready) * self.data_parallel
@@ -124,11 +125,14 @@ class SimulatedDeployment:
         capacity = self.truth(self.truth.max_batch)
         for pod in ready:
             for i, rank in enumerate(pod.ranks):
-                rank.arrived += share / self.output_tokens * dt
+                arriving = share / self.output_tokens * dt
+                rank.arrived += arriving
                 offered = share + rank.waiting * self.output_tokens / dt
-                served = min(offered, capacity)
+                # A batch fills only with requests that arrived or waited: a new pod's batch
+                # rises with its arrivals, it does not jump (requests in = out + held).
+                batch = min(self.truth.batch_for(min(offered, capacity)), rank.running + arriving + rank.waiting)
+                served = self.truth(batch) if batch > 0 else 0.0
                 rank.waiting = max(0.0, (offered - served) * dt / self.output_tokens)
-                batch = self.truth.batch_for(served)
                 rate = self.truth(batch) * math.exp(rng.normal(0.0, self.noise)) if batch > 0 else 0.0
                 made = rate * dt
                 requests = made / self.output_tokens

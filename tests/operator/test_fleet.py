@@ -21,8 +21,15 @@ def test_ready_replicas_share_the_demand_and_export_engine_names():
     dep.reconcile(2, now=0.0)
     dep.step(now=1.0, dt=1.0, t=1.0, rng=np.random.default_rng(0))
     assert all(p.tokens == 0 for p in dep.pods)  # still starting
-    dep.step(now=6.0, dt=1.0, t=6.0, rng=np.random.default_rng(0))
-    assert [round(p.tokens) for p in dep.pods] == [round(truth(20.0))] * 2
+    rng = np.random.default_rng(0)
+    dep.step(now=6.0, dt=1.0, t=6.0, rng=rng)
+    first = [p.tokens for p in dep.pods]
+    assert 0 < first[0] < truth(20.0) / 2  # a new pod's batch fills with its arrivals, it does not jump
+    for second in range(7, 60):
+        dep.step(now=float(second), dt=1.0, t=float(second), rng=rng)
+    before = [p.tokens for p in dep.pods]
+    dep.step(now=60.0, dt=1.0, t=60.0, rng=rng)
+    assert [round(p.tokens - b) for p, b in zip(dep.pods, before)] == [round(truth(20.0))] * 2  # then its share
     fleet = Fleet("http://127.0.0.1:1", [dep])
     text = fleet.exposition()
     fleet.server.server_close()
@@ -40,10 +47,13 @@ def test_finished_requests_reach_completion_counters_a_request_duration_later():
     dep.reconcile(1, now=0.0)
     latency = 256 * dep.truth.batch_for(truth(20.0)) / truth(20.0)
     rng = np.random.default_rng(0)
-    for second in range(1, int(latency)):
-        dep.step(now=float(second), dt=1.0, t=float(second), rng=rng)
+    dep.step(now=1.0, dt=1.0, t=1.0, rng=rng)
     rank = dep.pods[0].ranks[0]
     assert rank.decoded > 0 and rank.finished_tokens == 0  # none finished yet
-    for second in range(int(latency), int(latency) + 5):
+    for second in range(2, 300):
         dep.step(now=float(second), dt=1.0, t=float(second), rng=rng)
-    assert rank.finished_tokens > 0 and rank.latency_sum / rank.finished == pytest.approx(latency, rel=1e-6)
+    done, spent, made = rank.finished, rank.latency_sum, rank.finished_tokens
+    for second in range(300, 320):
+        dep.step(now=float(second), dt=1.0, t=float(second), rng=rng)
+    assert (rank.latency_sum - spent) / (rank.finished - done) == pytest.approx(latency, rel=1e-6)
+    assert rank.finished_tokens - made == pytest.approx(20 * truth(20.0), rel=1e-6)  # all of it, a latency later
