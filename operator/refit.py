@@ -84,20 +84,6 @@ def recommend(model, spec: LLMDeploymentSpec, demand_tokens_per_s: float | None,
                 live=live_table(spec, points) if points else None)
 
 
-def score_newest(model, spec: LLMDeploymentSpec, points: list[Observation],
-                 previous: Mapping[str, Any] | None) -> dict | None:
-    """The scorecard with the newest point scored against the prediction made without it
-    (once per point: ``lastPointTime`` remembers which was scored last)."""
-    if len(points) < 2 or points[-1].at <= float((previous or {}).get("lastPointTime", 0)):
-        return dict(previous) if previous else None
-    before = model.predict_interval(spec.deployment.query([points[-1].batch]), spec.policy.confidence_level,
-                                    live=live_table(spec, points[:-1]))
-    row = before.iloc[0]
-    score = scorecard(previous, row["point"], row["lower"], row["upper"], points[-1].throughput)
-    score["lastPointTime"] = points[-1].at
-    return score
-
-
 def scorecard(previous: Mapping[str, Any] | None, predicted: float, lower: float, upper: float,
               observed: float) -> dict:
     """Rolling live accuracy: APE of the prediction made before the observation, and

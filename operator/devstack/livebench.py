@@ -122,8 +122,8 @@ def scenarios(seed: int = 0) -> list[Scenario]:
     ]
 
 
-def simulate(s: Scenario, truth: Truth, base: float, seed: int = 0) -> tuple[list[str], dict]:
-    """Second-by-second pods; the OpenMetrics lines of every scrape, and what was made."""
+def simulate(s: Scenario, truth: Truth, base: float, seed: int = 0) -> list[str]:
+    """Second-by-second pods; the OpenMetrics lines of every scrape."""
     rng = np.random.default_rng(seed)
     for pod in s.pods:
         pod.ranks = [EngineState() for _ in pod.batch(0.0)]
@@ -161,7 +161,7 @@ def simulate(s: Scenario, truth: Truth, base: float, seed: int = 0) -> tuple[lis
                     samples = engine_samples(s.engine, pod.ranks, target, tensor_parallel=s.tensor_parallel,
                                              all_schedulers=s.all_schedulers, sglang_realtime=s.sglang_realtime)
                     lines += openmetrics_lines(samples, base + t)
-    return lines, {}
+    return lines
 
 
 def _slug(name: str) -> str:
@@ -226,7 +226,7 @@ def live_point_benchmark(stream=print, seed: int = 0) -> list[dict]:
         todo = scenarios(seed)
         text = []
         for i, s in enumerate(todo):
-            lines, _ = simulate(s, truths[s.curve], base, seed + i)
+            lines = simulate(s, truths[s.curve], base, seed + i)
             text += lines
         blocks = _backfilled(text, work)
         rows = []
@@ -283,7 +283,7 @@ def convergence(model, minutes: int = 120, prior_off: float = 0.3, operating_bat
     work = Path(tempfile.mkdtemp(prefix="ala-convergence-"))
     rows = []
     try:
-        lines, _ = simulate(s, truth, base, seed)
+        lines = simulate(s, truth, base, seed)
         with PrometheusServer([], blocks=_backfilled(lines, work), retention="30d") as prom:
             client = PrometheusClient(prom.url, timeout_s=30)
             evidence, score = None, None
