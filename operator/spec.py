@@ -79,6 +79,15 @@ class PrometheusSpec:
 
 
 @dataclass(frozen=True)
+class ForecastSpec:
+    """``policy.forecast`` when its model is Seasonal (see ``forecast.planned_demand``)."""
+
+    horizon_s: int = 900
+    quantile: float = 0.95
+    history_days: int = 14
+
+
+@dataclass(frozen=True)
 class LLMDeploymentSpec:
     target_api_version: str
     target_kind: str
@@ -104,6 +113,12 @@ class LLMDeploymentSpec:
     model_config_ref: tuple[str, str] | None = None
     #: The demand is what the engine receives (``demand.fromEngine``), read at each refit.
     demand_from_engine: bool = False
+    #: Size for the forecast demand (None: for the demand measured now).
+    forecast: ForecastSpec | None = None
+    #: Apply mode also sets the engine's batch limit in the pod template.
+    apply_batch: bool = False
+    apply_batch_min_gain: float = 0.1
+    batch_window_s: int = 3600
 
 
 def _get(spec: Mapping, path: str, default: Any = None) -> Any:
@@ -214,9 +229,12 @@ def parse_spec(spec: Mapping[str, Any], catalog: Catalog | None = None,
                         f"a demand in {'requests/s' if rps is not None else 'requests the engine receives'} "
                         f"needs outputTokens")
     objectives = Objectives(_number(spec, "slo.maxInterTokenLatencyMs"),
-                            _number(spec, "slo.maxRequestLatencySeconds"))
+                            _number(spec, "slo.maxRequestLatencySeconds"),
+                            _number(spec, "slo.maxTimeToFirstTokenMs"))
     if objectives.max_request_latency_s is not None and tokens_out is None:
         raise SpecError("workload.outputTokens", "MissingField", "a request-latency objective needs outputTokens")
+    if objectives.max_ttft_ms is not None and tokens_in is None:
+        raise SpecError("workload.inputTokens", "MissingField", "a time-to-first-token objective needs inputTokens")
     mode = _text(spec, "policy.mode")
     if mode not in MODES:
         raise SpecError("policy.mode", "UnknownMode", f"{mode!r} is not one of {', '.join(MODES)}")
@@ -229,6 +247,17 @@ def parse_spec(spec: Mapping[str, Any], catalog: Catalog | None = None,
                         "with demand.fromEngine a deployment at zero replicas has no engine to count its requests, "
                         "so it could never scale up again; use minReplicas >= 1, or a demand.query on a metric "
                         "of the gateway or router in front of it")
+    forecast_model = _text(spec, "policy.forecast.model")
+    allowed = field_schema("policy.forecast.model")["enum"]
+    if forecast_model not in allowed:
+        raise SpecError("policy.forecast.model", "UnknownForecast", f"{forecast_model!r} is not one of "
+                        f"{', '.join(allowed)}")
+    if forecast_model != "None" and not (query or from_engine):
+        raise SpecError("policy.forecast.model", "ForecastNeedsMeasuredDemand",
+                        "a forecast learns from the demand's history: use demand.query or demand.fromEngine")
+    forecast = None if forecast_model == "None" else ForecastSpec(
+        _number(spec, "policy.forecast.horizonSeconds"), _number(spec, "policy.forecast.quantile"),
+        _number(spec, "policy.forecast.historyDays"))
     max_batch = _number(spec, "engine.maxBatchSize")  # no schema default: the planner's
     policy = Policy(_number(spec, "policy.confidenceLevel"),
                     min_replicas, max_replicas, _number(spec, "policy.headroom"),
@@ -272,6 +301,9 @@ def parse_spec(spec: Mapping[str, Any], catalog: Catalog | None = None,
         stabilization_window_s=_number(spec, "policy.stabilizationWindowSeconds"),
         max_step=_number(spec, "policy.maxStep"),
         warmup_s=_number(spec, "policy.warmupSeconds"),
+        forecast=forecast, apply_batch=_flag(spec, "policy.applyBatch"),
+        apply_batch_min_gain=_number(spec, "policy.applyBatchMinGain"),
+        batch_window_s=_number(spec, "policy.batchWindowSeconds"),
         model_facts=model_facts, accelerator_facts=accelerator_facts, model_config_ref=config_ref)
 
 

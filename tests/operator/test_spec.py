@@ -45,6 +45,15 @@ def test_engine_batch_limit_bounds_the_planner(examples):
      "policy.minReplicas", "ScaleFromZeroNeedsFrontDoor"),
     (lambda s: s["prometheus"].update(queries={"throughput": "sum(x)", "batch": "sum(y)"}),
      "prometheus.queries", "PartialOverride"),
+    (lambda s: s["policy"].update(forecast={"model": "Seasonal"}), "policy.forecast.model",
+     "ForecastNeedsMeasuredDemand"),
+    (lambda s: s["policy"].update(forecast={"model": "Prophet"}), "policy.forecast.model", "UnknownForecast"),
+    (lambda s: (s.update(demand={"query": "sum(x)"}), s["policy"].update(forecast={"model": "Seasonal",
+                                                                                  "quantile": 1.0})),
+     "policy.forecast.quantile", "OutOfRange"),
+    (lambda s: s["policy"].update(applyBatch="yes"), "policy.applyBatch", "NotABoolean"),
+    (lambda s: (s["workload"].pop("inputTokens"), s["slo"].update(maxTimeToFirstTokenMs=500)),
+     "workload.inputTokens", "MissingField"),
 ])
 def test_invalid_specs_name_field_and_reason(examples, change, field, reason):
     spec = copy.deepcopy(examples["vllm-llama-8b"]["spec"])
@@ -180,3 +189,15 @@ def test_demand_from_the_engine_and_a_partial_override_says_what_is_missing(exam
         parse_spec(spec)
     spec["prometheus"]["queries"]["replicas"] = "count(z)"
     assert set(parse_spec(spec).prometheus.queries) == {"throughput", "batch", "replicas"}
+
+
+def test_forecast_and_batch_actuation_are_read_with_their_defaults(examples):
+    spec = copy.deepcopy(examples["vllm-llama-8b"]["spec"])
+    plain = parse_spec(spec)
+    assert plain.forecast is None and not plain.apply_batch and plain.batch_window_s == 3600
+    spec["demand"] = {"query": "sum(rate(x[1m]))"}
+    spec["policy"].update(forecast={"model": "Seasonal", "horizonSeconds": 1200}, applyBatch=True)
+    spec["slo"]["maxTimeToFirstTokenMs"] = 2000
+    parsed = parse_spec(spec)
+    assert (parsed.forecast.horizon_s, parsed.forecast.quantile, parsed.forecast.history_days) == (1200, 0.95, 14)
+    assert parsed.apply_batch and parsed.apply_batch_min_gain == 0.1 and parsed.objectives.max_ttft_ms == 2000
