@@ -242,8 +242,10 @@ class ALA(BaseEstimator):
         """
         if len(unique) > FACTS_QUERY_ROWS:  # a survey of many configurations: nothing to reuse
             return self._compute_facts(unique)
+        # The batch of a configuration's first query row is not a fact of the configuration.
+        config = unique.drop(columns=["batch_size"], errors="ignore")
         keys = [(index, *(None if isinstance(v, float) and v != v else v for v in row))
-                for index, row in zip(unique.index, unique.to_numpy(dtype=object))]
+                for index, row in zip(config.index, config.to_numpy(dtype=object))]
 
         def compute(positions: list[int]) -> list[tuple]:
             computed = self._compute_facts(unique.iloc[positions])
