@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -152,11 +153,20 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
         # spec as it is now, its confidence saying how much that is worth.
         observations = Observations(desired=desired, ready=ready, metrics_ok=False, template=template)
 
+    if parsed.apply_batch and parsed.mode == "Apply" and hasattr(memo.cluster, "engine_batch"):
+        try:
+            limit, rolling = memo.cluster.engine_batch(*target, parsed.deployment.engine)
+            observations = replace(observations, batch_limit=limit, rolling_out=rolling)
+        except ClusterError as exc:  # the batch stays as it is; replicas are still decided
+            logger.warning("batch limit of the target of %s/%s unreadable: %s", namespace, name, exc)
+
     # Decide: one pure step, the same the trace replay calls.
     last_scaled = _parse_time(status["lastScaleTime"]) if status.get("lastScaleTime") else None
+    last_batch = _parse_time(status["lastBatchChangeTime"]) if status.get("lastBatchChangeTime") else None
     decision = step(memo.model, parsed, observations, status.get("scorecard"), last_scaled, now,
                     evidence=status.get("liveEvidence"),
-                    curve=None if changed else (status.get("recommendation") or {}).get("ownCurve"))
+                    curve=None if changed else (status.get("recommendation") or {}).get("ownCurve"),
+                    last_batch_change=last_batch)
     result, points = decision.plan, decision.points
 
     # Publish: status, annotations, events.
@@ -181,6 +191,10 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
     rec["livePoints"] = len(points)
     if decision.curve is not None:
         rec["ownCurve"] = decision.curve
+    if decision.forecast is not None:
+        rec["forecast"] = decision.forecast
+    if decision.batch_why is not None:
+        rec["batchLimit"] = {"current": observations.batch_limit, "decision": decision.batch_why}
     previous = ((status.get("recommendation") or {}).get("replicas") or {}).get("target")
     patch.status["recommendation"] = rec
     patch.status["scorecard"] = decision.score
@@ -213,6 +227,18 @@ def refit(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Pat
     elif done.replicas is not None:
         _event(body, "Normal", "Scaled", f"{parsed.target_kind} {parsed.target_name}: {done.why}", True)
         logger.info("scaled %s/%s %s: %s", namespace, parsed.target_name, desired, done.why)
+    if decision.set_batch is not None and done.error is None:
+        try:
+            before_batch = memo.cluster.set_engine_batch(*target, parsed.deployment.engine, decision.set_batch)
+            patch.status["lastBatchChangeTime"] = timestamp(now)
+            patch.status["lastBatchChange"] = {"from": before_batch, "to": decision.set_batch, "time": timestamp(now),
+                                               "why": decision.batch_why}
+            _event(body, "Normal", "BatchChanged", f"{parsed.target_kind} {parsed.target_name}: {decision.batch_why}",
+                   True)
+            logger.info("batch limit of %s/%s: %s", namespace, parsed.target_name, decision.batch_why)
+        except ClusterError as exc:
+            memo.metrics.refit_errors.labels("BatchChangeFailed").inc()
+            logger.warning("could not set the batch limit of the target of %s/%s: %s", namespace, name, exc)
     patch.status["conditions"] = conditions
     elapsed = time.perf_counter() - started
     memo.metrics.refit_seconds.observe(elapsed)

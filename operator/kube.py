@@ -18,6 +18,7 @@ from typing import Any
 import kubernetes
 import urllib3
 
+from . import batchknob
 from .constants import GROUP, KIND, PLURAL, VERSION
 from .shared import Secret
 
@@ -82,6 +83,29 @@ class KubeCluster:
         else:
             ready = (scale.get("status") or {}).get("replicas", 0)
         return desired, int(ready or 0), template_fingerprint(obj)
+
+    def engine_batch(self, namespace: str, api_version: str, kind: str, name: str,
+                     engine: str) -> tuple[int | None, bool]:
+        """(the engine's batch limit in the pod template or None, whether it is rolling out)."""
+        obj = self._call("GET", self._path(namespace, api_version, kind, name), what=f"{kind} {namespace}/{name}")
+        knob = batchknob.find(engine, obj)
+        return (knob.value if knob else None), batchknob.rolling_out(obj)
+
+    def set_engine_batch(self, namespace: str, api_version: str, kind: str, name: str, engine: str,
+                         value: int) -> int:
+        """Set the engine's batch limit in the pod template (the workload rolls out as it
+        does for any template change); returns the value it replaced. The write carries the
+        resourceVersion read, so a template edited meanwhile is not overwritten."""
+        what = f"{kind} {namespace}/{name}"
+        obj = self._call("GET", self._path(namespace, api_version, kind, name), what=what)
+        knob = batchknob.find(engine, obj)
+        if knob is None:
+            raise ClusterError(f"{what}: no {', '.join(batchknob.FLAGS.get(engine, ()))} in its pod template")
+        containers = batchknob.with_limit(obj, knob, value)
+        self._call("PATCH", self._path(namespace, api_version, kind, name), what=what,
+                   body={"metadata": {"resourceVersion": (obj.get("metadata") or {}).get("resourceVersion")},
+                         "spec": {"template": {"spec": {"containers": containers}}}})
+        return knob.value
 
     def set_scale(self, namespace: str, api_version: str, kind: str, name: str, replicas: int) -> None:
         self._call("PATCH", self._path(namespace, api_version, kind, name) + "/scale",

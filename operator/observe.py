@@ -4,6 +4,7 @@ series) and the demand from Prometheus, with the target's replicas (read by the 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from .engines import ENGINES
@@ -35,8 +36,10 @@ def fetch(client: PrometheusClient, spec: LLMDeploymentSpec, now: datetime, desi
     start = end - window_s(spec)
     demand = client.scalar(spec.demand_query) if spec.demand_query else \
         engine_demand(client, spec, end) if spec.demand_from_engine else None
+    history, fine = demand_history(client, spec, end) if spec.forecast is not None else (None, None)
     if "throughput" in spec.prometheus.queries:
-        return _fetch_fleet(client, spec, start, end, desired, ready, demand, template)
+        return replace(_fetch_fleet(client, spec, start, end, desired, ready, demand, template),
+                       history=history, fine=fine)
     engine = spec.deployment.engine
     m = ENGINES[engine]
     selectors = raw_selectors(engine, spec.prometheus.selector)
@@ -55,7 +58,40 @@ def fetch(client: PrometheusClient, spec: LLMDeploymentSpec, now: datetime, desi
     return Observations(desired=desired, ready=ready, demand=demand, window_start=start,
                         tokens_by_pod=per_pod(tokens, m.split_labels, m.copy_labels),
                         running_by_pod=per_pod(running, m.split_labels, m.copy_labels), lag_s=lag,
-                        template=template)
+                        template=template, history=history, fine=fine)
+
+
+#: The predictive policy reads its demand history as means over slots of this length...
+HISTORY_STEP_S = 600
+#: ...and a fine series over this many seconds, at the spec's step (the burst headroom and
+#: the scale-down floor).
+FINE_SPAN_S = 3 * 3600
+
+
+def history_queries(spec: LLMDeploymentSpec) -> tuple[str, str]:
+    """PromQL for the demand's history (10-minute means) and its fine series (one short-window
+    rate per step), in output tokens/s. With ``demand.fromEngine`` both are the engine's
+    arrivals times ``outputTokens`` (the queue is a state, not a demand to learn a season
+    from); with ``demand.query`` the history averages the query over each slot, and the fine
+    series is the query itself, so its own rate window bounds the bursts it can see."""
+    if spec.demand_query:
+        q = spec.demand_query
+        return f"avg_over_time(({q})[{HISTORY_STEP_S}s:{spec.prometheus.step_s}s])", q
+    out = float(spec.deployment.output_tokens)
+    engine, selector = spec.deployment.engine, spec.prometheus.selector
+    slot = demand_queries(engine, selector, HISTORY_STEP_S)["arrivals"]
+    short = demand_queries(engine, selector, max(2 * spec.prometheus.step_s, 30))["arrivals"]
+    return f"clamp_min({slot}, 0) * {out:g}", f"clamp_min({short}, 0) * {out:g}"
+
+
+def demand_history(client: PrometheusClient, spec: LLMDeploymentSpec, end: float):
+    """(history, fine) for ``forecast.planned_demand``: ``historyDays`` of 10-minute means and
+    the last ``FINE_SPAN_S`` at the spec's step, each one summed series of (unix s, tokens/s)."""
+    history_q, fine_q = history_queries(spec)
+    days = spec.forecast.history_days * 86400
+    history = _one_series(client.range(history_q, end - days, end, HISTORY_STEP_S))
+    fine = _one_series(client.range(fine_q, end - FINE_SPAN_S, end, spec.prometheus.step_s))
+    return history, fine
 
 
 def engine_demand(client: PrometheusClient, spec: LLMDeploymentSpec, at: float) -> float:

@@ -9,7 +9,7 @@ operator's own decisions. Nothing here fetches, writes or keeps state: handlers 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any, Mapping, Sequence
 
@@ -17,6 +17,7 @@ import pandas as pd
 
 from ala.planner import Demand, Plan, plan
 
+from .forecast import planned_demand
 from .livepoints import Interval, accumulate, evidence_points, intervals, pool, regime_key
 from .spec import LLMDeploymentSpec
 
@@ -73,14 +74,16 @@ def live_table(spec: LLMDeploymentSpec, points: list[Observation]) -> pd.DataFra
 
 
 def recommend(model, spec: LLMDeploymentSpec, demand_tokens_per_s: float | None,
-              points: list[Observation]) -> Plan:
+              points: list[Observation], headroom_included: bool = False) -> Plan:
     """The plan for one deployment, its curve updated with the live points (through
-    ``live=``: the shared model is read, never written)."""
+    ``live=``: the shared model is read, never written). ``headroom_included``: the demand
+    carries its headroom already (the predictive policy's burst headroom)."""
     if demand_tokens_per_s is not None:
         demand = Demand(output_tokens_per_s=demand_tokens_per_s)
     else:
         demand = Demand(spec.demand_tokens_per_s, spec.demand_requests_per_s)
-    return plan(model, spec.deployment, demand, spec.objectives, spec.policy, alternatives=False,
+    policy = replace(spec.policy, headroom=0.0) if headroom_included else spec.policy
+    return plan(model, spec.deployment, demand, spec.objectives, policy, alternatives=False,
                 live=live_table(spec, points) if points else None)
 
 
@@ -160,6 +163,14 @@ class Observations:
     running_by_pod: Mapping[str, Mapping[float, float]] | None = None
     lag_s: float = 0.0
     template: str | None = None
+    #: The predictive policy's inputs: demand history (10-minute means over days) and a fine
+    #: demand series (one short-window rate per step over the last hours), both (unix s, tokens/s).
+    history: Sequence[tuple[float, float]] | None = None
+    fine: Sequence[tuple[float, float]] | None = None
+    #: The engine's batch limit in the target's pod template (None: not found or not read),
+    #: and whether the target is rolling out.
+    batch_limit: int | None = None
+    rolling_out: bool = False
 
 
 @dataclass(frozen=True)
@@ -176,6 +187,9 @@ class Decision:
     evidence_reset: str | None = None
     fresh_s: float = 0.0
     curve: dict | None = None
+    forecast: dict | None = None
+    set_batch: int | None = None
+    batch_why: str | None = None
 
 
 def regime(spec: LLMDeploymentSpec, template: str | None) -> str:
@@ -233,7 +247,7 @@ def gather(spec: LLMDeploymentSpec, obs: Observations, evidence: Mapping[str, An
 
 def step(model, spec: LLMDeploymentSpec, observations: Observations, score: Mapping[str, Any] | None,
          last_scaled: datetime | None, now: datetime, evidence: Mapping[str, Any] | None = None,
-         curve: Mapping[str, Any] | None = None) -> Decision:
+         curve: Mapping[str, Any] | None = None, last_batch_change: datetime | None = None) -> Decision:
     """One refit: believed intervals, accumulated evidence, scorecard, plan, scale. The live points are the deployment's accumulated
     evidence (``evidence``, from the status, with this refit's intervals merged), so what a
     deployment taught survives the window, a metrics outage and a restart.
@@ -244,10 +258,69 @@ def step(model, spec: LLMDeploymentSpec, observations: Observations, score: Mapp
     fresh, kept, update = gather(spec, observations, evidence, last_scaled, now)
     points = [Observation(at, b, t, w) for at, b, t, w in evidence_points(update.evidence)]
     new_score = score_fresh(model, spec, kept, fresh, score)
-    result = recommend(model, spec, observations.demand, points)
+    demand, forecast = observations.demand, None
+    if spec.forecast is not None:
+        wait_s = (spec.objectives.max_ttft_ms or 0.0) / 1000.0
+        planned = planned_demand(demand, observations.history or (), observations.fine or (), now.timestamp(),
+                                 spec.forecast.horizon_s, spec.forecast.quantile, wait_s, spec.policy.headroom)
+        demand, forecast = planned.demand, planned.as_status(spec.forecast.horizon_s, spec.forecast.quantile)
+    result = recommend(model, spec, demand, points, headroom_included=forecast is not None)
     replicas, why = scale_decision(spec, result, observations.desired, last_scaled, now)
+    set_batch, batch_why = batch_decision(model, spec, result, points, observations, last_batch_change, now)
     return Decision(points, new_score, result, replicas, why, update.evidence, update.reset, update.added_s,
-                    own_curve(model, spec, points, curve))
+                    own_curve(model, spec, points, curve), forecast, set_batch, batch_why)
+
+
+#: A batch change needs a plan this confident...
+BATCH_MIN_CONFIDENCE = 0.8
+#: ...and this many seconds of the deployment's own evidence behind its curve.
+BATCH_MIN_EVIDENCE_S = 600.0
+
+
+def batch_decision(model, spec: LLMDeploymentSpec, result: Plan, points: list[Observation], obs: Observations,
+                   last_change: datetime | None, now: datetime) -> tuple[int | None, str | None]:
+    """The engine batch limit to set in the pod template, or None, with the reason (None
+    when ``policy.applyBatch`` is off).
+
+    Only in Apply mode, with a plan of at least ``BATCH_MIN_CONFIDENCE`` backed by
+    ``BATCH_MIN_EVIDENCE_S`` of the deployment's own evidence (a rollout replaces every pod:
+    the prior alone is not reason enough), never while the target rolls out, at most once per
+    ``batchWindowSeconds``, and only when the plan's batch is predicted to serve at least
+    ``applyBatchMinGain`` more per replica than the limit in force, or the limit in force is
+    predicted to miss the inter-token latency objective (both at the point prediction).
+    """
+    if not spec.apply_batch:
+        return None, None
+    if spec.mode != "Apply":
+        return None, "Recommend mode: the batch limit is never set"
+    if result.outcome != "ok" or not result.batch_size:
+        return None, f"no recommendation ({result.outcome})"
+    if result.confidence < max(spec.min_confidence, BATCH_MIN_CONFIDENCE):
+        return None, f"confidence {result.confidence:.2f} below {max(spec.min_confidence, BATCH_MIN_CONFIDENCE):.2f}"
+    evidence_s = sum(p.seconds or 0.0 for p in points)
+    if evidence_s < BATCH_MIN_EVIDENCE_S:
+        return None, f"{evidence_s:.0f} s of the deployment's own evidence, below {BATCH_MIN_EVIDENCE_S:.0f} s"
+    current, new = obs.batch_limit, int(result.batch_size)
+    if current is None:
+        return None, "the engine's batch limit was not found in the target's pod template"
+    if new == current:
+        return None, f"the batch limit is already {current}"
+    if obs.rolling_out:
+        return None, "the target is rolling out"
+    if last_change is not None and (now - last_change).total_seconds() < spec.batch_window_s:
+        return None, f"within the {spec.batch_window_s}s batch window of the last change"
+    row = model.predict_interval(spec.deployment.query([float(current)]), spec.policy.confidence_level,
+                                 live=live_table(spec, points) if points else None).iloc[0]
+    now_itl_ms = 1000.0 * current / float(row["point"]) if row["point"] > 0 else math.inf
+    limit = spec.objectives.max_itl_ms
+    if limit is not None and now_itl_ms > limit:
+        return new, f"batch limit {current} -> {new}: at {current} the inter-token latency ({now_itl_ms:.1f} ms) " \
+                    f"misses {limit:g} ms"
+    gain = float(result.throughput_per_replica["value"]) / float(row["point"]) - 1 if row["point"] > 0 else math.inf
+    if gain < spec.apply_batch_min_gain:
+        return None, f"batch {new} would gain {gain:+.1%} per replica over {current}, below applyBatchMinGain " \
+                     f"{spec.apply_batch_min_gain:.0%}"
+    return new, f"batch limit {current} -> {new}: {gain:+.1%} throughput per replica"
 
 
 #: The own curve is fitted again when the evidence behind it grew by this share, or its

@@ -33,7 +33,9 @@ from ..refit import Observations, step
 from ..spec import parse_spec
 
 TRACES = Path(__file__).resolve().parent / "traces"
-POLICIES = ("static", "reactive", "ala", "oracle")
+POLICIES = ("static", "reactive", "ala", "predictive", "oracle")
+#: The policies that run the operator's own ``refit.step``.
+ALA_POLICIES = ("ala", "predictive")
 
 
 @dataclass(frozen=True)
@@ -69,13 +71,17 @@ class Outcome:
     live_ape: float | None = None
     live_coverage: float | None = None
     batch: int | None = None
+    batch_changes: int = 0
+    decided_by: dict = field(default_factory=dict)  # predictive: which term decided, refits per term
     series: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         out = {"policy": self.policy, "gpu_hours": round(self.gpu_hours, 3), "requests": self.requests,
                "within_objectives": round(self.met / max(self.requests, 1), 5),
                "violation_minutes": self.violation_minutes, "scaling_actions": self.scaling_actions,
-               "peak_replicas": self.peak_replicas, "batch": self.batch}
+               "peak_replicas": self.peak_replicas, "batch": self.batch, "batch_changes": self.batch_changes}
+        if self.decided_by:
+            out["decided_by"] = dict(sorted(self.decided_by.items()))
         if self.live_ape is not None:
             out.update(live_ape=round(self.live_ape, 4), live_interval_coverage=round(self.live_coverage, 4))
         return out
@@ -114,6 +120,8 @@ class ReplicaPool:
         self.truth, self.batch, self.cold_start = truth, batch, cold_start_s
         self.ready_at: list[float] = []       # per replica
         self.draining: list[bool] = []
+        self.limit: list[int] = []            # per replica: its engine's batch limit
+        self.retire_at: list[float | None] = []  # replaced by a rollout: drains from then on
         self.queue: list[int] = []            # request ids waiting
         self.running = np.zeros(0, int)       # request ids
         self.where = np.zeros(0, int)         # replica of each running request
@@ -121,33 +129,54 @@ class ReplicaPool:
         self.gpu_seconds = 0.0
 
     def desired(self) -> int:
-        return sum(1 for d in self.draining if not d)
+        return sum(1 for d, r in zip(self.draining, self.retire_at) if not d and r is None)
+
+    def rolling_out(self, now: float) -> bool:
+        return any(r is not None and not d for d, r in zip(self.draining, self.retire_at))
+
+    def _add(self, ready_at: float) -> None:
+        self.ready_at.append(ready_at)
+        self.draining.append(False)
+        self.limit.append(self.batch)
+        self.retire_at.append(None)
 
     def scale_to(self, n: int, now: float, ready_now: bool = False) -> None:
         current = self.desired()
         if n > current:
             for _ in range(n - current):
-                self.ready_at.append(now if ready_now else now + self.cold_start)
-                self.draining.append(False)
+                self._add(now if ready_now else now + self.cold_start)
         elif n < current:
             # Drain the newest first (starting replicas before serving ones).
             for i in sorted(range(len(self.ready_at)), key=lambda i: -self.ready_at[i]):
                 if current == n:
                     break
-                if not self.draining[i]:
+                if not self.draining[i] and self.retire_at[i] is None:
                     self.draining[i] = True
                     current -= 1
+
+    def rollout(self, batch: int, now: float) -> None:
+        """A new batch limit through a rolling update: every replica is replaced by one with
+        the new limit, which serves after a cold start; the old one drains from then on (as
+        a Deployment's surge does; the GPU time of the overlap is charged)."""
+        self.batch = batch
+        for i in range(len(self.ready_at)):
+            if not self.draining[i] and self.retire_at[i] is None:
+                self.retire_at[i] = now + self.cold_start
+                self._add(now + self.cold_start)
 
     def step(self, now: float, dt: float, arrivals: np.ndarray, out_tokens: np.ndarray,
              first_token: np.ndarray, decode_time: np.ndarray, done: np.ndarray) -> tuple:
         """Advance one step; returns (tokens generated, running sum, serving replicas)."""
         self.queue.extend(arrivals.tolist())
         n = len(self.ready_at)
+        for i in range(n):
+            if self.retire_at[i] is not None and self.retire_at[i] <= now:
+                self.draining[i] = True
         ready = np.array([self.ready_at[i] <= now and not self.draining[i] for i in range(n)], bool)
         counts = np.bincount(self.where, minlength=n) if n else np.zeros(0, int)
         # Dispatch the queue, FIFO, to the least loaded ready replicas with free slots.
         if self.queue and ready.any():
-            free = np.where(ready, self.batch - counts, 0)
+            free = np.where(ready, np.array(self.limit) - counts, 0)
             slots = np.repeat(np.arange(n), np.maximum(free, 0))
             if slots.size:
                 order = np.argsort(counts[slots], kind="stable")
@@ -183,26 +212,40 @@ class ReplicaPool:
             self.where = np.array([remap[w] for w in self.where], int)
             self.ready_at = [self.ready_at[i] for i in keep_idx]
             self.draining = [self.draining[i] for i in keep_idx]
+            self.limit = [self.limit[i] for i in keep_idx]
+            self.retire_at = [self.retire_at[i] for i in keep_idx]
         self.gpu_seconds += len(self.ready_at) * dt
         serving = int(sum(1 for i in range(len(self.ready_at)) if self.ready_at[i] <= now))
         return generated, concurrency, serving
 
 
-def _spec(s: Scenario, batch_cap: int, max_replicas: int) -> dict:
+def _spec(s: Scenario, batch_cap: int, max_replicas: int, predictive: bool = False, refit_s: int = 60,
+          step_s: int = 15) -> dict:
+    """The LLMDeployment spec the replay's ALA policies run under (``predictive``: with
+    ``policy.forecast: Seasonal``). Both set the batch limit (``applyBatch``), which the
+    replay charges a rollout."""
+    stabilization = 120
+    policy = {"mode": "Apply", "minReplicas": 1, "maxReplicas": max_replicas, "minConfidence": 0.3,
+              "refitIntervalSeconds": refit_s, "stabilizationWindowSeconds": stabilization, "maxStep": 50,
+              "warmupSeconds": 30, "headroom": 0.15, "confidenceLevel": 0.9, "applyBatch": True,
+              "batchWindowSeconds": 3600}
+    if predictive:
+        # Cover the next cold start, the stabilisation window and the refit that follows.
+        policy["forecast"] = {"model": "Seasonal", "quantile": 0.95,
+                              "horizonSeconds": int(s.cold_start_s + stabilization + refit_s)}
     return {"targetRef": {"name": s.name}, "model": s.model,
             "hardware": {"accelerator": s.accelerator, "acceleratorsPerReplica": s.accelerators},
-            "engine": {"name": s.engine, "maxBatchSize": batch_cap}, "workload": {"inputTokens": s.input_tokens, "outputTokens": s.output_tokens},
-            "demand": {"query": "sum(rate(requested_output_tokens[5m]))"}, "slo": {"maxInterTokenLatencyMs": s.max_itl_ms},
+            "engine": {"name": s.engine, "maxBatchSize": batch_cap},
+            "workload": {"inputTokens": s.input_tokens, "outputTokens": s.output_tokens},
+            "demand": {"query": "sum(rate(requested_output_tokens[5m]))"},
+            "slo": {"maxInterTokenLatencyMs": s.max_itl_ms, "maxTimeToFirstTokenMs": s.max_ttft_s * 1000},
             # The replay's pods are balanced and share one clock: it reads the fleet-wide series
             # (the override path), which is what these queries name.
-            "prometheus": {"url": "http://replay.invalid", "rateWindowSeconds": 60, "stepSeconds": 15,
+            "prometheus": {"url": "http://replay.invalid", "rateWindowSeconds": 60, "stepSeconds": step_s,
                            "queries": {"throughput": "sum(rate(replay:generation_tokens_total[1m]))",
                                        "batch": "sum(avg_over_time(replay:num_requests_running[1m]))",
                                        "replicas": "count(avg_over_time(replay:num_requests_running[1m]) > 0)"}},
-            "policy": {"mode": "Apply", "minReplicas": 1, "maxReplicas": max_replicas, "minConfidence": 0.3,
-                       "refitIntervalSeconds": 60, "stabilizationWindowSeconds": 120, "maxStep": 50,
-                       "warmupSeconds": 30, "headroom": 0.15, "confidenceLevel": 0.9},
-            "cost": {"acceleratorPricePerHour": s.price_per_hour}}
+            "policy": policy, "cost": {"acceleratorPricePerHour": s.price_per_hour}}
 
 
 def replay(s: Scenario, policy: str, model=None, seed: int = 0, truth: TrueCurve | None = None,
@@ -241,11 +284,14 @@ def replay(s: Scenario, policy: str, model=None, seed: int = 0, truth: TrueCurve
     else:
         # A fleet already serving when the trace starts: sized for its first five minutes.
         fleet.scale_to(max(1, int(math.ceil(demand[60:300].mean() / capacity))), 0.0, ready_now=True)
-    spec = parse_spec(_spec(s, int(truth.max_batch), s.max_replicas)) if policy == "ala" else None
+    spec = parse_spec(_spec(s, int(truth.max_batch), s.max_replicas, predictive=policy == "predictive")) \
+        if policy in ALA_POLICIES else None
+    per_s_offered = np.bincount(trace["timestamp_s"].astype(int), weights=trace["output_tokens"], minlength=span)[:span]
     hpa_history: list[tuple[float, int]] = []
     batches: list[tuple[float, int]] = [(0.0, batch)]
     samples: list[tuple[float, float, float, int]] = []  # (t, tokens/s, running, serving)
-    score, last_scaled, last_refit, evidence = None, None, 0.0, None
+    state: dict = {"score": None, "last_scaled": None, "evidence": None, "last_batch": None, "curve": None}
+    last_refit = 0.0
     base = datetime(2026, 1, 1, tzinfo=timezone.utc)
     cursor, replicas_series = 0, []
     for t in range(span + 600):
@@ -266,16 +312,16 @@ def replay(s: Scenario, policy: str, model=None, seed: int = 0, truth: TrueCurve
             if want != fleet.desired():
                 fleet.scale_to(want, now)
                 out.scaling_actions += 1
-        elif policy == "ala" and now - last_refit >= 60 and t > 0:
+        elif policy in ALA_POLICIES and now - last_refit >= 60 and t > 0:
             last_refit = now
-            desired = fleet.desired()
-            decision, score, last_scaled, chosen, evidence = _ala_refit(
-                model, spec, samples, trace, arrivals_at, now, desired, score, last_scaled, base, fleet, evidence)
-            if chosen is not None and chosen != fleet.batch:
-                fleet.batch = chosen
+            decision = _ala_refit(model, spec, samples, trace, arrivals_at, now, fleet, state, base, per_s_offered)
+            _count_decision(out, decision)
+            if decision.set_batch is not None:
+                fleet.rollout(decision.set_batch, now)
+                state["last_batch"], out.batch_changes = now, out.batch_changes + 1
             batches.append((now, fleet.batch))
-            if decision is not None:
-                fleet.scale_to(decision, now)
+            if decision.scale_to is not None:
+                fleet.scale_to(decision.scale_to, now)
                 out.scaling_actions += 1
         if now == warm:
             fleet.gpu_seconds, out.scaling_actions = 0.0, 0
@@ -296,23 +342,28 @@ def replay(s: Scenario, policy: str, model=None, seed: int = 0, truth: TrueCurve
     total = np.bincount(minute, minlength=minute.max() + 1)
     out.violation_minutes = int(((bad > 0.01 * total) & (total > 0)).sum())
     out.peak_replicas = int(max(replicas_series))
-    if score:
-        out.live_ape, out.live_coverage = float(score["ape"]), float(score["coverage"])
+    if state["score"]:
+        out.live_ape, out.live_coverage = float(state["score"]["ape"]), float(state["score"]["coverage"])
     out.series = {"replicas": replicas_series, "demand_tokens_per_s": demand[int(warm):].tolist(),
                   "violations_per_minute": (bad / np.maximum(total, 1)).tolist(), "batch": batches}
     return out
 
 
 def _hpa(fleet: ReplicaPool, samples, history, now: float, batch: int, max_replicas: int) -> int:
+    """The HPA on the per-request fleet: requests in flight are the running mean over the
+    last 15 s plus the queue (see ``hpa_replicas``)."""
+    recent = [x for x in samples[-15:] if x[3] > 0]
+    if not recent:
+        return fleet.desired()
+    usage = float(np.mean([x[2] for x in recent])) + len(fleet.queue)  # running + waiting, fleet-wide
+    return hpa_replicas(fleet.desired(), usage, batch, history, now, max_replicas)
+
+
+def hpa_replicas(current: int, usage: float, batch: int, history, now: float, max_replicas: int) -> int:
     """The HPA's replica calculation on requests in flight per replica (running plus
     waiting, the metric llm-d and KEDA set-ups scale vLLM on; target 70% of the batch,
     10% tolerance). As the HPA does on scale-up, replicas still starting count as idle,
     which keeps it from piling up replicas during a cold start."""
-    recent = [x for x in samples[-15:] if x[3] > 0]
-    current = fleet.desired()
-    if not recent:
-        return current
-    usage = float(np.mean([x[2] for x in recent])) + len(fleet.queue)  # running + waiting, fleet-wide
     utilisation = usage / (batch * max(current, 1))
     ratio = utilisation / 0.7
     want = current if abs(ratio - 1) <= 0.1 else int(math.ceil(current * ratio))
@@ -324,10 +375,11 @@ def _hpa(fleet: ReplicaPool, samples, history, now: float, batch: int, max_repli
     return max(1, min(want, max_replicas))
 
 
-def _ala_refit(model, spec, samples, trace, arrivals_at, now, desired, score, last_scaled, base, fleet, evidence):
+def _ala_refit(model, spec, samples, trace, arrivals_at, now, fleet, state, base, per_s_offered):
     """One refit through the operator's own ``refit.step``: the samples become the
-    Observations its Prometheus queries would return, on the replay's clock; the evidence
-    is carried from refit to refit as the operator carries it in the status."""
+    Observations its Prometheus queries would return, on the replay's clock; the evidence,
+    scorecard and times of the last changes are carried from refit to refit as the operator
+    carries them in the status."""
     window = samples[-300:]
     every = 15
     at = [t for t, *_ in window[::-every][::-1]]
@@ -347,17 +399,52 @@ def _ala_refit(model, spec, samples, trace, arrivals_at, now, desired, score, la
     backlog = float(trace["output_tokens"].to_numpy()[fleet.queue].sum()) / 60 if fleet.queue else 0.0
     demand = float(per_minute.max()) + backlog
     throughput = series(1)
-    observations = Observations(desired=desired, ready=int(window[-1][3]) if window else 0,
+    history = fine = None
+    if spec.forecast is not None:
+        history, fine = offered_history(per_s_offered[:int(now)], base.timestamp(), 1.0)
+    observations = Observations(desired=fleet.desired(), ready=int(window[-1][3]) if window else 0,
                                 throughput=throughput, batch=series(2), serving=series(3),
                                 demand=max(demand, 1.0),
                                 # The fleet served before the trace began: no series starts inside.
-                                window_start=throughput[0][0] if throughput else None)
+                                window_start=throughput[0][0] if throughput else None,
+                                history=history, fine=fine, batch_limit=fleet.batch,
+                                rolling_out=fleet.rolling_out(now))
+    return _step(model, spec, observations, state, base, now)
+
+
+def offered_history(offered: np.ndarray, origin: float, dt: float, fine_s: float = 10.0,
+                    fine_span_s: float = 3 * 3600.0, slot_s: float = 600.0):
+    """The two series a predictive refit reads, from offered output tokens per step of ``dt``
+    seconds (NaN in a collection gap): 10-minute means (``avg_over_time`` of the demand
+    over each slot) and ``fine_s`` rates over the last ``fine_span_s`` (a short rate window),
+    as (unix seconds at the end of each, tokens/s)."""
+    per_slot, per_fine = int(round(slot_s / dt)), max(1, int(round(fine_s / dt)))
+    n = offered.size // per_slot * per_slot
+    slots = offered[:n].reshape(-1, per_slot).mean(axis=1) / dt if n else np.zeros(0)
+    history = [(origin + (i + 1) * slot_s, float(v)) for i, v in enumerate(slots) if np.isfinite(v)]
+    lo = max(0, offered.size - int(fine_span_s / dt))
+    lo = offered.size - (offered.size - lo) // per_fine * per_fine
+    tail = offered[lo:].reshape(-1, per_fine).mean(axis=1) / dt if offered.size > lo else np.zeros(0)
+    fine = [(origin + (lo + (i + 1) * per_fine) * dt, float(v)) for i, v in enumerate(tail) if np.isfinite(v)]
+    return history, fine
+
+
+def _step(model, spec, observations, state, base, now):
+    """``refit.step`` on the replay's clock, carrying what the operator keeps in the status."""
     when = base + timedelta(seconds=now)
-    last = base + timedelta(seconds=last_scaled) if last_scaled is not None else None
-    decision = step(model, spec, observations, score, last, when, evidence=evidence)
-    chosen = int(decision.plan.batch_size) if decision.plan.batch_size else None
-    replicas = decision.scale_to
-    return replicas, decision.score, (now if replicas is not None else last_scaled), chosen, decision.evidence
+    stamp = (lambda key: base + timedelta(seconds=state[key]) if state[key] is not None else None)
+    decision = step(model, spec, observations, state["score"], stamp("last_scaled"), when,
+                    evidence=state["evidence"], curve=state["curve"], last_batch_change=stamp("last_batch"))
+    state["score"], state["evidence"], state["curve"] = decision.score, decision.evidence, decision.curve
+    if decision.scale_to is not None:
+        state["last_scaled"] = now
+    return decision
+
+
+def _count_decision(out: Outcome, decision) -> None:
+    if decision.forecast:
+        key = decision.forecast["decidedBy"]
+        out.decided_by[key] = out.decided_by.get(key, 0) + 1
 
 
 def default_scenarios() -> list[Scenario]:

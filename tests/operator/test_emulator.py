@@ -7,7 +7,7 @@ import pytest
 
 from ala_operator.devstack.emulator import EmulatorServer, label_match, merge_patch
 from ala_operator.devstack.loopback import request_json
-from ala_operator.kube import KubeCluster, TargetNotFound
+from ala_operator.kube import ClusterError, KubeCluster, TargetNotFound
 
 DEPLOYMENTS = "/apis/apps/v1/namespaces/default/deployments"
 LLM = "/apis/ala.io/v1alpha1/namespaces/default/llmdeployments"
@@ -160,3 +160,25 @@ def test_patch_resource_retries_conflicts_and_server_errors(api, tmp_path, monke
     cluster.patch_resource("default", "gone", {"status": {"a": 1}})  # a resource that is gone: nothing to do
     with pytest.raises(TargetNotFound):
         cluster.patch_status("default", "gone", {"a": 1})
+
+
+def test_kube_cluster_reads_and_sets_the_engine_batch_limit(api, tmp_path, monkeypatch):
+    monkeypatch.setenv("KUBECONFIG", str(api.write_kubeconfig(tmp_path / "kubeconfig")))
+    cluster = KubeCluster.from_environment()
+    containers = [{"name": "vllm", "image": "vllm/vllm-openai:v0.9.0",
+                   "args": ["--model", "m", "--max-num-seqs", "256"]}, {"name": "proxy", "image": "envoy"}]
+    call(api, "POST", DEPLOYMENTS, {"metadata": {"name": "engine"}, "spec": {
+        "replicas": 2, "template": {"spec": {"containers": containers}}}})
+    call(api, "PATCH", DEPLOYMENTS + "/engine/status", {"status": {
+        "observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2}})
+    target = ("default", "apps/v1", "Deployment", "engine")
+    assert cluster.engine_batch(*target, "vllm") == (256, False)
+    assert cluster.set_engine_batch(*target, "vllm", 96) == 256
+    obj = call(api, "GET", DEPLOYMENTS + "/engine")[1]
+    spec = obj["spec"]["template"]["spec"]["containers"]
+    assert spec[0]["args"] == ["--model", "m", "--max-num-seqs", "96"] and spec[1] == containers[1]
+    # The template changed (generation 2) and the controller has not caught up: rolling out.
+    assert cluster.engine_batch(*target, "vllm") == (96, True)
+    assert cluster.engine_batch(*target, "sglang") == (None, True)
+    with pytest.raises(ClusterError, match="--max-running-requests"):
+        cluster.set_engine_batch(*target, "sglang", 32)

@@ -336,3 +336,50 @@ def test_zero_demand_is_said_and_a_prior_only_fit_is_not_called_refitted(small_m
     assert rec["outcome"] == "no_demand" and rec["replicas"]["target"] == 1
     assert conditions["RecommendationProvided"]["reason"] == "NoDemand"
     assert conditions["ModelFitted"]["status"] == "False" and conditions["ModelFitted"]["reason"] == "PriorOnly"
+
+
+class Knobbed(FakeCluster):
+    """A target whose pod template sets the engine's batch limit."""
+
+    def __init__(self, limit, rolling=False):
+        super().__init__(2, 2)
+        self.limit, self.rolling = limit, rolling
+
+    def engine_batch(self, *target):
+        return self.limit, self.rolling
+
+    def set_engine_batch(self, *args):
+        self.calls.append(("set_engine_batch", args))
+        before, self.limit = self.limit, args[-1]
+        return before
+
+
+def test_apply_batch_sets_the_engines_limit_once_the_evidence_stands(small_model, prom, examples):
+    from datetime import timedelta
+    spec = copy.deepcopy(examples["vllm-llama-8b"]["spec"])
+    spec["policy"] = {**spec.get("policy", {}), "mode": "Apply", "applyBatch": True, "minConfidence": 0.0}
+    cluster = Knobbed(8)
+    status = {}
+    for minute in (0, 5, 10):
+        prom.answers["/api/v1/query"] = _raw(9300, 63, end=NOW + timedelta(minutes=minute))
+        patch = kopf.Patch()
+        refit(spec=spec, meta=META, status=status, patch=patch, logger=LOG, memo=_memo(small_model, prom, cluster),
+              now=NOW + timedelta(minutes=minute))
+        status = {**status, **patch["status"]}
+        if any(c[0] == "set_engine_batch" for c in cluster.calls):
+            break
+    # 300 s of evidence after the first refit: too little for a rollout; enough after the next.
+    first_decision = [c for c in cluster.calls if c[0] == "set_engine_batch"]
+    assert first_decision and minute > 0
+    _, (namespace, api, kind, name, engine, value) = first_decision[0]
+    assert (namespace, kind, engine) == ("llm", "Deployment", "vllm") and value == status["recommendation"]["batchSize"]
+    assert status["lastBatchChange"]["from"] == 8 and status["lastBatchChange"]["to"] == value
+    assert "throughput per replica" in status["lastBatchChange"]["why"] or "misses" in status["lastBatchChange"]["why"]
+    # Within the batch window, and while the target rolls out, nothing more is changed.
+    cluster.rolling = True
+    prom.answers["/api/v1/query"] = _raw(9300, 63, end=NOW + timedelta(minutes=minute + 5))
+    patch = kopf.Patch()
+    refit(spec=spec, meta=META, status=status, patch=patch, logger=LOG, memo=_memo(small_model, prom, cluster),
+          now=NOW + timedelta(minutes=minute + 5))
+    assert len([c for c in cluster.calls if c[0] == "set_engine_batch"]) == 1
+    assert "batchLimit" in patch["status"]["recommendation"]

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import kopf
 import numpy as np
 import pandas as pd
+import pytest
 
 from ala_operator import handlers, refit
 from ala_operator.devstack import replay
@@ -74,8 +75,10 @@ def test_handler_and_replay_decide_the_same(small_model):
     spy_replay, spy_handler = Spy(), Spy()
     replay.step, original = spy_replay, replay.step
     try:
-        replay._ala_refit(small_model, spec, samples, trace, trace["timestamp_s"].to_numpy(), now, desired,
-                          None, None, BASE, SimpleNamespace(queue=[]), None)
+        fleet = SimpleNamespace(queue=[], batch=64, desired=lambda: desired, rolling_out=lambda at: False)
+        state = {"score": None, "last_scaled": None, "evidence": None, "last_batch": None, "curve": None}
+        replay._ala_refit(small_model, spec, samples, trace, trace["timestamp_s"].to_numpy(), now, fleet, state,
+                          BASE, None)
     finally:
         replay.step = original
     (r_args, r_decision), = spy_replay.calls
@@ -85,7 +88,7 @@ def test_handler_and_replay_decide_the_same(small_model):
     memo = SimpleNamespace(model=small_model, metrics=OperatorMetrics(),
                            cluster=SimpleNamespace(get_scale=lambda *a: (observations.desired, observations.ready),
                                                    annotate=lambda *a: None, patch_status=lambda *a, **k: None,
-                                                   set_scale=lambda *a: None),
+                                                   set_scale=lambda *a: None, engine_batch=lambda *a: (64, False)),
                            prometheus=lambda s, ns: SeriesClient(observations))
     handlers.step, original = spy_handler, handlers.step
     try:
@@ -105,6 +108,7 @@ def test_handler_and_replay_decide_the_same(small_model):
     assert (h_decision.plan.batch_size, h_decision.plan.replicas) == (r_decision.plan.batch_size,
                                                                        r_decision.plan.replicas)
     assert h_decision.scale_to == r_decision.scale_to and h_decision.why == r_decision.why
+    assert (h_decision.set_batch, h_decision.batch_why) == (r_decision.set_batch, r_decision.batch_why)
     assert out["scaled_to"] == r_decision.scale_to
     assert patch["status"]["recommendation"]["batchSize"] == r_decision.plan.batch_size
 
@@ -162,3 +166,59 @@ def test_the_own_curve_is_fitted_again_only_when_the_evidence_grew(examples):
     grown = [refit.Observation(0.0, 16.0, 700.0, 900.0), points[1]]
     assert refit.own_curve(Counting(), spec, grown, first)["evidenceSeconds"] == 1500.0 and Counting.calls == 2
     assert refit.own_curve(Counting(), spec, points[:1], first)["livePoints"] == 1 and Counting.calls == 3
+
+
+def _apply_batch_spec(examples, **policy):
+    raw = dict(examples["vllm-llama-8b"]["spec"])
+    raw["policy"] = {**(raw.get("policy") or {}), "mode": "Apply", "applyBatch": True, "minConfidence": 0.0,
+                     **policy}
+    return parse_spec(raw)
+
+
+def test_the_batch_limit_changes_only_on_enough_evidence_outside_rollouts_and_the_window(small_model, examples):
+    spec = _apply_batch_spec(examples)
+    now = BASE + timedelta(hours=5)
+    # A curve the deployment measured for an hour at each of several batches, well above the prior.
+    grid = [8.0, 16.0, 32.0, 64.0, 128.0]
+    prior = small_model.predict(spec.deployment.query(grid))
+    evidence = [refit.Observation(0.0, b, 1.2 * t, 3600.0) for b, t in zip(grid, prior)]
+    result = refit.recommend(small_model, spec, 20000.0, evidence)
+    assert result.outcome == "ok" and result.batch_size
+    obs = Observations(desired=2, ready=2, batch_limit=4)
+
+    def decide(points=evidence, o=obs, last=None, s=spec):
+        return refit.batch_decision(small_model, s, result, points, o, last, now)
+
+    new, why = decide()
+    assert new == result.batch_size and "4 -> " in why
+    assert decide(points=[])[0] is None and "own evidence" in decide(points=[])[1]  # the prior alone: never
+    assert decide(o=Observations(2, 2, batch_limit=4, rolling_out=True)) == (None, "the target is rolling out")
+    assert decide(last=now - timedelta(minutes=10))[0] is None  # within batchWindowSeconds (3600)
+    assert decide(o=Observations(2, 2, batch_limit=None))[0] is None
+    assert decide(o=Observations(2, 2, batch_limit=result.batch_size))[0] is None
+    recommend_only = parse_spec({**examples["vllm-llama-8b"]["spec"], "policy": {"applyBatch": True}})
+    assert "Recommend mode" in decide(s=recommend_only)[1]
+    off = parse_spec({**examples["vllm-llama-8b"]["spec"], "policy": {"mode": "Apply"}})
+    assert decide(s=off) == (None, None)
+    # A small predicted gain is not worth a rollout.
+    near = Observations(2, 2, batch_limit=max(1, int(result.batch_size * 0.9)))
+    strict = _apply_batch_spec(examples, applyBatchMinGain=2.0)
+    assert decide(o=near, s=strict)[0] is None and "applyBatchMinGain" in decide(o=near, s=strict)[1]
+
+
+def test_the_predictive_step_sizes_for_the_forecast_and_says_which_term_decided(small_model, examples):
+    raw = dict(examples["vllm-llama-8b"]["spec"])
+    raw["demand"] = {"query": "sum(rate(requests[5m])) * 200"}
+    raw["policy"] = {**(raw.get("policy") or {}), "forecast": {"model": "Seasonal", "horizonSeconds": 900}}
+    spec = parse_spec(raw)
+    now = BASE + timedelta(days=3, hours=11)
+    # Three days of a daily cycle peaking at noon (20,000 tokens/s mean); now is 11:00.
+    t = now.timestamp() - 3 * 86400 + 600 * np.arange(1, 3 * 144 + 1)
+    history = [(x, 20000 * (1 + 0.5 * np.sin(2 * np.pi * (x / 86400 - 0.25)))) for x in t]
+    quiet = Observations(desired=2, ready=2, demand=1000.0, metrics_ok=False, history=history, fine=[])
+    decision = step(small_model, spec, quiet, None, None, now)
+    assert decision.forecast["decidedBy"] in ("forecast", "floor") and decision.forecast["method"] == "seasonal"
+    assert decision.plan.demand_tokens_per_s == pytest.approx(decision.forecast["plannedTokensPerSecond"])
+    assert decision.plan.demand_tokens_per_s > 29000  # the coming hour's peak (about 29,800), not the 1000 now
+    plain = step(small_model, parse_spec({**raw, "policy": {}}), quiet, None, None, now)
+    assert plain.forecast is None and plain.plan.replicas["target"] < decision.plan.replicas["target"]
