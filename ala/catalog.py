@@ -84,7 +84,21 @@ class Catalog:
             acc[column] = pd.to_numeric(acc[column], errors="coerce")
         return cls(acc.reset_index(drop=True), mod.reset_index(drop=True))
 
+    def __getstate__(self) -> dict:
+        # The lookup indexes are rebuilt on demand: a saved model carries the tables only.
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
     def _accelerator_index(self) -> dict[str, int]:
+        # Built once per catalog (its tables are not changed after construction: ``extend``
+        # makes a new one); a planner looks names up several times per plan.
+        found = self.__dict__.get("_acc_index")
+        if found is not None and found[0] is self.accelerators:
+            return found[1]
+        index = self._build_accelerator_index()
+        self.__dict__["_acc_index"] = (self.accelerators, index)
+        return index
+
+    def _build_accelerator_index(self) -> dict[str, int]:
         index: dict[str, int] = {}
         for i, row in self.accelerators.iterrows():
             index[_norm(row["name"])] = i
@@ -132,9 +146,13 @@ class Catalog:
 
         Raises ``UnknownModelError`` (with the closest names) when none answers.
         """
-        keys = {_norm(m): i for i, m in enumerate(self.models["model"])}
+        found = self.__dict__.get("_model_keys")
+        if found is None or found[0] is not self.models:
+            keys = {_norm(m): i for i, m in enumerate(self.models["model"])}
+            found = (self.models, keys, {k.split("/")[-1]: i for k, i in keys.items()})
+            self.__dict__["_model_keys"] = found
+        _, keys, tails = found
         key = _norm(name)
-        tails = {k.split("/")[-1]: i for k, i in keys.items()}
         tail = key.split("/")[-1]
         for route, found in (("catalog", keys.get(key)), ("catalog (without organisation)", tails.get(tail))):
             if found is not None:

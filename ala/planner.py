@@ -369,7 +369,7 @@ def choose(batches: np.ndarray, point: np.ndarray, lower: np.ndarray, upper: np.
 
 def plan(model, deployment: Deployment, demand: Demand, objectives: Objectives = Objectives(),
          policy: Policy = Policy(), alternatives: bool = True, top: int = 8,
-         live: pd.DataFrame | None = None) -> Plan:
+         live: pd.DataFrame | None = None, predicted: pd.DataFrame | None = None) -> Plan:
     """Recommend batch size and replicas for ``deployment`` from a fitted ALA ``model``.
 
     Parameters
@@ -384,6 +384,10 @@ def plan(model, deployment: Deployment, demand: Demand, objectives: Objectives =
     live : DataFrame, optional
         Measurements of running deployments (``deployment.query(batches)`` rows plus
         ``throughput_tokens_per_s``); they update the curve of their own configuration.
+    predicted : DataFrame, optional
+        ``model.predict_interval`` of ``deployment.query(batch_grid(policy.max_batch))`` at
+        ``policy.confidence_level`` with ``live``, made by the caller (who may reuse it while
+        ``live`` has not changed); only without alternatives.
 
     Returns
     -------
@@ -402,8 +406,13 @@ def plan(model, deployment: Deployment, demand: Demand, objectives: Objectives =
     candidates = [deployment]
     if alternatives:
         candidates += _alternatives(model.catalog_, deployment)
-    query = pd.concat([c.query(grid) for c in candidates], ignore_index=True)
-    out = model.predict_interval(query, confidence_level=policy.confidence_level, live=live)
+    if predicted is not None:
+        if alternatives or len(predicted) != grid.size:
+            raise ValueError("predicted must be the deployment's batch grid, without alternatives.")
+        out = predicted.reset_index(drop=True)
+    else:
+        query = pd.concat([c.query(grid) for c in candidates], ignore_index=True)
+        out = model.predict_interval(query, confidence_level=policy.confidence_level, live=live)
     prefill = prefill_seconds(model.catalog_, candidates)
     itl_scale = measured_itl_scale(live)
     known = Evidence.of_model(model)

@@ -13,9 +13,11 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
-from ala.planner import Demand, Plan, plan
+from ala.memo import BoundedMemo
+from ala.planner import Demand, Plan, batch_grid, plan
 
 from .forecast import planned_demand
 from .livepoints import Interval, accumulate, evidence_points, intervals, pool, regime_key
@@ -73,6 +75,57 @@ def live_table(spec: LLMDeploymentSpec, points: list[Observation]) -> pd.DataFra
     return table
 
 
+#: Predicted curves kept for reuse (one per deployment and evidence signature).
+PREDICTIONS_KEPT = 4096
+#: The evidence signature: batch to 1%, throughput to this share, seconds to a power of two.
+SIGNATURE_THROUGHPUT = 0.01
+_PREDICTIONS = BoundedMemo(PREDICTIONS_KEPT)
+
+
+def evidence_signature(points: Sequence[Observation]) -> tuple:
+    """What the curve's prediction depends on in the evidence, coarsened: evidence that only
+    aged or grew within the same doubling of its seconds (its weight goes with the square
+    root of its seconds), and whose throughputs moved within the same 1% step, predicts the
+    same curve to within about that; live points are rarely closer than a few percent to
+    the truth (docs/operator.md)."""
+    return tuple(sorted((round(math.log(p.batch), 2), round(math.log(p.throughput) / SIGNATURE_THROUGHPUT),
+                         int(math.log2(max(p.seconds or 1.0, 1.0)))) for p in points))
+
+
+def predicted_curve(model, spec: LLMDeploymentSpec, points: Sequence[Observation]) -> pd.DataFrame:
+    """``model.predict_interval`` over the planner's batch grid with the evidence as live
+    points, reused while the evidence signature and the model are the same: a refit whose
+    evidence merely accumulated costs a plan's arithmetic, not a prediction."""
+    grid = batch_grid(spec.policy.max_batch)
+
+    def compute(_positions):
+        out = model.predict_interval(spec.deployment.query(grid), spec.policy.confidence_level,
+                                     live=live_table(spec, list(points)) if points else None)
+        return [(model, out)]
+
+    if spec.model_facts is not None or spec.accelerator_facts is not None:
+        return compute([0])[0][1]  # a view of the model made for this refit: nothing to reuse
+    key = (id(model), spec.deployment, spec.policy.confidence_level, spec.policy.max_batch,
+           evidence_signature(points))
+    kept_model, out = _PREDICTIONS.get_many([key], compute)[0]
+    if kept_model is not model:  # an id reused by another model: never trust it
+        kept_model, out = compute([0])[0]
+    return out
+
+
+def predicted_at(model, spec: LLMDeploymentSpec, points: Sequence[Observation], batch: float) -> dict:
+    """Point, lower and upper at one batch: read off ``predicted_curve`` (log-log between
+    its grid's batches), or predicted where the batch lies outside the grid."""
+    grid = batch_grid(spec.policy.max_batch)
+    if not grid[0] <= batch <= grid[-1]:
+        row = model.predict_interval(spec.deployment.query([float(batch)]), spec.policy.confidence_level,
+                                     live=live_table(spec, list(points)) if points else None).iloc[0]
+        return {c: float(row[c]) for c in ("point", "lower", "upper")}
+    curve = predicted_curve(model, spec, points)
+    return {c: float(np.exp(np.interp(math.log(batch), np.log(grid), np.log(curve[c].to_numpy()))))
+            for c in ("point", "lower", "upper")}
+
+
 def recommend(model, spec: LLMDeploymentSpec, demand_tokens_per_s: float | None,
               points: list[Observation], headroom_included: bool = False) -> Plan:
     """The plan for one deployment, its curve updated with the live points (through
@@ -84,7 +137,8 @@ def recommend(model, spec: LLMDeploymentSpec, demand_tokens_per_s: float | None,
         demand = Demand(spec.demand_tokens_per_s, spec.demand_requests_per_s)
     policy = replace(spec.policy, headroom=0.0) if headroom_included else spec.policy
     return plan(model, spec.deployment, demand, spec.objectives, policy, alternatives=False,
-                live=live_table(spec, points) if points else None)
+                live=live_table(spec, points) if points else None,
+                predicted=predicted_curve(model, spec, points))
 
 
 def scorecard(previous: Mapping[str, Any] | None, predicted: float, lower: float, upper: float,
@@ -218,8 +272,7 @@ def score_fresh(model, spec: LLMDeploymentSpec, kept: list[Observation], fresh: 
     batch, observed, _, end, _ = max(bins.values(), key=lambda v: v[2])
     if end <= float((previous or {}).get("lastPointTime", 0)):
         return dict(previous) if previous else None
-    row = model.predict_interval(spec.deployment.query([batch]), spec.policy.confidence_level,
-                                 live=live_table(spec, kept) if kept else None).iloc[0]
+    row = predicted_at(model, spec, kept, batch)  # from the previous refit's curve, usually
     score = scorecard(previous, row["point"], row["lower"], row["upper"], observed)
     score["lastPointTime"] = end
     return score
@@ -309,8 +362,7 @@ def batch_decision(model, spec: LLMDeploymentSpec, result: Plan, points: list[Ob
         return None, "the target is rolling out"
     if last_change is not None and (now - last_change).total_seconds() < spec.batch_window_s:
         return None, f"within the {spec.batch_window_s}s batch window of the last change"
-    row = model.predict_interval(spec.deployment.query([float(current)]), spec.policy.confidence_level,
-                                 live=live_table(spec, points) if points else None).iloc[0]
+    row = predicted_at(model, spec, points, float(current))
     now_itl_ms = 1000.0 * current / float(row["point"]) if row["point"] > 0 else math.inf
     limit = spec.objectives.max_itl_ms
     if limit is not None and now_itl_ms > limit:
