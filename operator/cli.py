@@ -73,13 +73,16 @@ def main(argv: list[str] | None = None) -> int:
                       help="distinct (model, accelerator, workload) configurations the resources cycle through "
                            "(default 60, at most 60)")
     rep = sub.add_parser("replay", help="replay real request traces against scaling policies (decision quality)")
-    rep.add_argument("--trace", help="a trace CSV (timestamp_s,input_tokens,output_tokens) or a bundled one: conv, "
-                                      "code (default: both)")
+    rep.add_argument("--trace", help="a per-request trace CSV (timestamp_s,input_tokens,output_tokens), a load "
+                                      "shape CSV (window_start_s,req_per_s[,mean_input_tokens,mean_output_tokens]) "
+                                      "or a bundled one: conv, code, servegen-m-small, servegen-m-large (default: all)")
     rep.add_argument("--config", choices=("llama-8b-h100", "llama-70b-h100x4"), action="append",
                      help="configuration(s) to replay on (default: both)")
-    rep.add_argument("--policy", choices=("static", "reactive", "ala", "oracle"), action="append",
-                     help="policy (repeatable; default: all four)")
-    rep.add_argument("--scale", type=int, help="repeat each request this many times (default per trace)")
+    rep.add_argument("--policy", choices=("static", "reactive", "ala", "predictive", "oracle"), action="append",
+                     help="policy (repeatable; default: all five)")
+    rep.add_argument("--scale", help="per-request trace: repeat each request this many times (default per trace); "
+                                     "load shape: multiply its rates by this, or auto (the busiest window needs "
+                                     "about 20 replicas; the default)")
     rep.add_argument("--cold-start", type=float, default=60.0, help="seconds before a new replica serves (default 60)")
     rep.add_argument("--output", choices=("table", "json"), default="table")
     rep.add_argument("--report", help="write NAME-table.md and one plot per scenario beside this path "
