@@ -255,9 +255,10 @@ def parse_spec(spec: Mapping[str, Any], catalog: Catalog | None = None,
     if forecast_model != "None" and not (query or from_engine):
         raise SpecError("policy.forecast.model", "ForecastNeedsMeasuredDemand",
                         "a forecast learns from the demand's history: use demand.query or demand.fromEngine")
-    forecast = None if forecast_model == "None" else ForecastSpec(
-        _number(spec, "policy.forecast.horizonSeconds"), _number(spec, "policy.forecast.quantile"),
-        _number(spec, "policy.forecast.historyDays"))
+    # Checked whether or not a forecast is on: a wrong value is refused, never silently kept.
+    forecast = ForecastSpec(_number(spec, "policy.forecast.horizonSeconds"), _number(spec, "policy.forecast.quantile"),
+                            _number(spec, "policy.forecast.historyDays"))
+    forecast = None if forecast_model == "None" else forecast
     max_batch = _number(spec, "engine.maxBatchSize")  # no schema default: the planner's
     policy = Policy(_number(spec, "policy.confidenceLevel"),
                     min_replicas, max_replicas, _number(spec, "policy.headroom"),
