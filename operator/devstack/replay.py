@@ -13,8 +13,11 @@ Policies: ``static`` (replicas for the trace's peak minute, from the true curve)
 ``reactive`` (the Kubernetes HPA's algorithm on running batch per replica: target 70%,
 10% tolerance, 15 s sync, scale-up at most max(4, +100%) per period, 300 s scale-down
 stabilisation), ``ala`` (the operator's own ``refit.step``: live points, refit, plan, Apply-mode
-scale decision, every ``refit_s``), ``oracle`` (knows future demand and the true curve;
-replicas started a cold start ahead: the lower bound).
+scale decision, every minute), ``predictive`` (the same step with ``policy.forecast: Seasonal``),
+``oracle`` (knows future demand and the true curve; replicas started a cold start ahead: the
+lower bound). Both ALA policies set the batch limit through ``refit.batch_decision``
+(``applyBatch``); a change is a rollout (``ReplicaPool.rollout``). Load shapes (days of
+10-minute rates) replay on the fluid fleet of ``loadshape``.
 """
 
 from __future__ import annotations
