@@ -77,14 +77,19 @@ class Forecast:
     backtests: int
 
 
+def _arrays(series: Series) -> tuple[np.ndarray, np.ndarray]:
+    """A (unix s, value) series as two arrays, samples with a non-finite part left out."""
+    t = np.array([p[0] for p in series], float).reshape(-1)
+    v = np.array([p[1] for p in series], float).reshape(-1)
+    ok = np.isfinite(t) & np.isfinite(v)
+    return t[ok], v[ok]
+
+
 def slots(history: Series, now: float, slot_s: float = SLOT_S) -> tuple[np.ndarray, np.ndarray]:
     """History as slot means on a grid ending at ``now``: (slot end times, values; NaN where
     nothing was recorded, e.g. a collection gap or before the deployment existed)."""
-    if not history:
-        return np.zeros(0), np.zeros(0)
-    t = np.array([p[0] for p in history], float)
-    v = np.array([p[1] for p in history], float)
-    ok = np.isfinite(t) & np.isfinite(v) & (v >= 0) & (t <= now)
+    t, v = _arrays(history)
+    ok = (v >= 0) & (t <= now)
     t, v = t[ok], v[ok]
     if t.size == 0:
         return np.zeros(0), np.zeros(0)
@@ -129,9 +134,14 @@ def seasonal(history: Series, now: float, horizon_s: float, quantile: float,
              slot_s: float = SLOT_S) -> Forecast | None:
     """Forecast the peak slot demand over ``[now, now + horizon_s]`` at ``quantile``; None
     without any history."""
+    return _seasonal(*slots(history, now, slot_s), horizon_s, quantile, slot_s)
+
+
+def _seasonal(ends: np.ndarray, values: np.ndarray, horizon_s: float, quantile: float,
+              slot_s: float = SLOT_S) -> Forecast | None:
+    """``seasonal`` on history already in slots (``slots``)."""
     if not 0 < quantile < 1:
         raise ValueError(f"quantile must lie strictly between 0 and 1, got {quantile}")
-    ends, values = slots(history, now, slot_s)
     known = np.isfinite(values)
     if not known.any():
         return None
@@ -206,12 +216,8 @@ def _backtest(values: np.ndarray, profile: np.ndarray | None, method: str, per_l
 def burst_headroom(fine: Series, wait_s: float) -> float | None:
     """Headroom for sub-minute bursts from a fine demand series (one rate per sample), or
     None with less than ``MIN_BURST_S`` of it (see the module docstring)."""
-    if len(fine) < 3:
-        return None
-    t = np.array([p[0] for p in fine], float)
-    v = np.array([p[1] for p in fine], float)
-    ok = np.isfinite(t) & np.isfinite(v) & (v >= 0)
-    t, v = t[ok], v[ok]
+    t, v = _arrays(fine)
+    t, v = t[v >= 0], v[v >= 0]
     if t.size < 3 or t[-1] - t[0] < MIN_BURST_S:
         return None
     step = float(np.median(np.diff(t)))
@@ -268,10 +274,8 @@ def absorbable_peak(fine: Series, since: float, wait_s: float, quantile: float =
     ``since`` within the wait, all but the busiest ``1 - quantile`` of its windows: the
     largest, over window lengths of ``BURST_WINDOWS`` samples, of that quantile of the
     windows' rates times ``w / (w + wait)``."""
-    t = np.array([p[0] for p in fine], float)
-    v = np.array([p[1] for p in fine], float)
-    keep = np.isfinite(t) & np.isfinite(v) & (t > since)
-    t, v = t[keep], np.maximum(v[keep], 0.0)
+    t, v = _arrays(fine)
+    t, v = t[t > since], np.maximum(v[t > since], 0.0)
     if t.size < 2:
         return float(v.max()) if v.size else 0.0
     step = float(np.median(np.diff(t)))
@@ -298,10 +302,10 @@ def planned_demand(current: float | None, history: Series, fine: Series, now: fl
       the last horizon's 10-minute peak with headroom;
     - ``current``: the demand measured now (a recent peak already).
     """
-    forecast = seasonal(history, now, horizon_s, quantile)
+    ends, values = slots(history, now)
+    forecast = _seasonal(ends, values, horizon_s, quantile)
     measured = burst_headroom(fine, wait_s)
     burst = max(1.0 + min_headroom, 1.0 if measured is None else measured)
-    ends, values = slots(history, now)
     recent = values[ends > now - horizon_s - SLOT_S] if values.size else values
     held = float(np.nanmax(recent)) if recent.size and np.isfinite(recent).any() else 0.0
     floor = max(held * burst, absorbable_peak(fine, now - BURST_MEMORY_S, wait_s, quantile) if fine else 0.0)
