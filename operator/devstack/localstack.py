@@ -39,12 +39,13 @@ class PrometheusServer:
     """A real Prometheus on loopback scraping the given targets every ``scrape_s`` seconds."""
 
     def __init__(self, targets: list[str], scrape_s: float = 1.0, binary: str | None = None,
-                 jobs: list[dict] | None = None, blocks: Path | None = None, retention: str = "2h"):
+                 jobs: list[dict] | None = None, blocks: Path | None = None, retention: str = "2h",
+                 ready_s: float = 240.0):
         """``jobs``, when given, are the scrape configs verbatim (instead of one plain job
         per target), e.g. with the relabelling a ServiceMonitor generates. ``blocks``: a
         directory of TSDB blocks (``promtool tsdb create-blocks-from``) to serve, kept for
         ``retention``."""
-        self.blocks, self.retention = blocks, retention
+        self.blocks, self.retention, self.ready_s = blocks, retention, ready_s
         self.binary = binary or shutil.which("prometheus")
         if not self.binary:
             raise PrometheusNotInstalled(f"no prometheus binary found; {INSTALL_HINT}")
@@ -60,30 +61,55 @@ class PrometheusServer:
                  "static_configs": [{"targets": [t.split("/")[2]]}]} for i, t in enumerate(self.targets)]
         config.write_text(json.dumps({"global": {"scrape_interval": scrape, "evaluation_interval": scrape},
                                       "scrape_configs": jobs}))
-        port = _free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = open(self.dir / "prometheus.log", "wb")
         if self.blocks is not None:
             shutil.copytree(self.blocks, self.dir / "data")
-        self.process = subprocess.Popen(
-            [self.binary, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}",
-             f"--storage.tsdb.path={self.dir / 'data'}", f"--storage.tsdb.retention.time={self.retention}"],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 60
+        for attempt in range(3):
+            port = _free_port()  # another process may take it before Prometheus binds: retry
+            self.url = f"http://127.0.0.1:{port}"
+            self.log = open(self.dir / "prometheus.log", "wb")
+            self.process = subprocess.Popen(
+                [self.binary, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}",
+                 f"--storage.tsdb.path={self.dir / 'data'}", f"--storage.tsdb.retention.time={self.retention}"],
+                stdout=self.log, stderr=subprocess.STDOUT)
+            failure = self._wait_ready()
+            if failure is None:
+                return self
+            tail = self._log_tail()
+            self.__exit__(keep_dir=True)
+            if "address already in use" not in tail or attempt == 2:
+                shutil.rmtree(self.dir, ignore_errors=True)
+                raise RuntimeError(f"{failure}; its log ends: {tail}")
+        raise AssertionError("unreachable")
+
+    def _wait_ready(self) -> str | None:
+        """None once ``/-/ready`` answers 200, else why not."""
+        # Generous: on a busy two-core CI machine a TSDB with backfilled blocks has taken
+        # over a minute to open; a healthy start here takes well under a second.
+        deadline = time.time() + self.ready_s
+        last = "no answer yet"
         while time.time() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"prometheus exited with {self.process.returncode}; "
-                                   f"see {self.dir / 'prometheus.log'}")
+                return f"prometheus exited with {self.process.returncode}"
             try:
-                with urllib.request.urlopen(self.url + "/-/ready", timeout=1) as r:
+                with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as r:
                     if r.status == 200:
-                        return self
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.2)
-        self.__exit__()
-        raise RuntimeError("prometheus did not become ready within 60 s")
+                        return None
+            except urllib.error.HTTPError as exc:  # 503 while the TSDB opens
+                last = f"HTTP {exc.code}"
+            except (urllib.error.URLError, OSError) as exc:
+                last = str(exc)[:80]
+            time.sleep(0.2)
+        return f"prometheus did not become ready within {self.ready_s:g} s (last answer: {last})"
 
-    def __exit__(self, *exc) -> None:
+    def _log_tail(self, lines: int = 8) -> str:
+        """The end of Prometheus's own log, for an error message (the directory goes with it)."""
+        try:
+            self.log.flush()
+            return " | ".join((self.dir / "prometheus.log").read_text(errors="replace").splitlines()[-lines:])
+        except OSError as exc:
+            return f"(log unreadable: {exc})"
+
+    def __exit__(self, *exc, keep_dir: bool = False) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -93,7 +119,8 @@ class PrometheusServer:
                 self.process.wait(10)
         if getattr(self, "log", None):
             self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not keep_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _free_port() -> int:
