@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__, evaluation
-from .benchmarks import BenchmarkError, bundled_paths, read_benchmarks
+from .benchmarks import BenchmarkError, bundled_paths, group_curves, read_benchmarks
 from .catalog import (Catalog, CatalogFileError, UnknownAcceleratorError, UnknownModelError, accelerator_row,
                       model_from_config, precision_from_name, read_catalog_file)
 from .importers import READERS, Context, import_results
@@ -26,6 +26,7 @@ from .persistence import ModelFileError, load_model, save_model
 from .estimator import ALA
 from .modelcache import cached_model
 from .planner import Demand, Deployment, Objectives, Policy, batch_grid, plan
+from .sources import load_held_out
 
 EXAMPLES = """examples:
   ala plan --model meta-llama/Llama-3.1-8B-Instruct --accelerator H100 --accelerators 1 \\
@@ -604,11 +605,15 @@ def cmd_evaluate(args) -> int:
         reproduced = evaluation.reproduce(model)
         args.tasks = args.tasks.replace("R", "")
     params = {"n_anneal": 8, "n_estimators": 60} if args.quick else {}
+    held_out = load_held_out() if {"S", "L"} & set(args.tasks) else None
     n_steps = args.folds * (("B" in args.tasks) + ("C" in args.tasks) + ("M" in args.tasks)
                             + bool({"A", "D"} & set(args.tasks)))
+    if held_out is not None:
+        configs = group_curves(pd.concat([table, held_out], ignore_index=True)).configs
+        n_steps += sum(len(evaluation.source_folds(configs, lockbox=t == "L")) for t in "SL" if t in args.tasks)
     bar = Progress(n_steps, "folds")
     results = evaluation.run(table, folds=args.folds, random_state=args.seed, tasks=args.tasks,
-                             ala_params=params, progress=bar.step) if args.tasks else {}
+                             ala_params=params, held_out=held_out, progress=bar.step) if args.tasks else {}
     bar.close()
     elapsed = time.perf_counter() - start
     sources = {"all": None, "Argonne": "argonne", "ML.ENERGY": "ml-energy"}
@@ -834,9 +839,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("evaluate", "the accuracy benchmark (tasks A-D) beside the baselines")
     p.add_argument("--folds", type=int, default=5, metavar="K", help="cross-validation folds")
-    p.add_argument("--tasks", default="ABCDMR",
-                   help="subset of ABCDMR (M: models never seen in training, also sized from their name alone; "
-                        "R: every benchmarked curve asked again through the product's query path)")
+    p.add_argument("--tasks", default="ABCDMSR",
+                   help="subset of ABCDMSLR (M: models never seen in training, also sized from their name alone; "
+                        "S: each source of the bundled and held-out data held out whole; L: the same on the "
+                        "lockbox sources, once per release; R: every benchmarked curve asked again through "
+                        "the product's query path)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--quick", action="store_true", help="smaller models, for a fast look")
     p.add_argument("--data", nargs="*", default=[], metavar="CSV", help="extra benchmark CSV files")

@@ -2,7 +2,9 @@
 
 Tasks (see README): A interpolate one inner point; B unseen token length within a
 deployment; C unseen (model, accelerator) pair; D few-shot with the k smallest batches
-revealed. Every method sees the same folds in the same run. ALA is asked through the
+revealed; M unseen models; S leave one source out (every source tag of the bundled and the
+held-out files, trained on all the others), zero-shot and with two live points; L the same
+on the lockbox sources, which no design decision may look at (run once per release). Every method sees the same folds in the same run. ALA is asked through the
 product's own query path (:func:`product_query`: ``Deployment`` rows, as ``ala plan`` and
 the operator ask); :func:`reproduce` asks every benchmarked curve again that way.
 """
@@ -31,6 +33,11 @@ logger = logging.getLogger(__name__)
 
 GROUP_COLUMNS = ("source", "model", "hardware", "num_gpus", "tensor_parallel", "expert_parallel",
                  "data_parallel", "framework", "framework_version", "precision", "variant")
+#: Held-out sources kept as a lockbox: chosen on 2026-12-07, before any figure on the held-out
+#: file was seen, as the two lowest sha256("ala lockbox 2026-12-07: " + tag); never change.
+LOCKBOX_SOURCES = ("dstack-deepseek-r1-offline", "argonne-fig5-parallelism")
+#: Live points revealed per held-out curve in task S (its smallest batches).
+SOURCE_SHOTS = 2
 METHODS = ("ALA", "ALA, size only", "per-curve interpolation", "nearest-neighbour transfer", "gradient boosting")
 
 
@@ -169,9 +176,11 @@ def interpolate_curve(batch: np.ndarray, thpt: np.ndarray, query: np.ndarray) ->
 
 
 def run(table: pd.DataFrame, *, folds: int = 5, random_state: int = 0, tasks: str = "ABCD",
-        shots=(1, 2, 3), ala_params: dict | None = None,
+        shots=(1, 2, 3), ala_params: dict | None = None, held_out: pd.DataFrame | None = None,
         progress: Callable[[str], None] | None = None) -> dict:
-    """Run the protocol; returns ``{task: {method: Predictions}}``."""
+    """Run the protocol; returns ``{task: {method: Predictions}}``. ``held_out`` (the
+    held-out sources, :func:`ala.sources.load_held_out`) joins ``table`` for tasks S and L
+    only."""
     rng = np.random.default_rng(random_state)
     catalog = Catalog.load()
     curves = group_curves(table)
@@ -205,7 +214,31 @@ def run(table: pd.DataFrame, *, folds: int = 5, random_state: int = 0, tasks: st
                 f"hold {len(held_ids)}")
             _run_fold(name, train, held, configs, catalog, results, random_state + k, tasks, shots,
                       ala_params or {})
+    for name in [t for t in "SL" if t in tasks]:
+        _leave_source_out(name, table, held_out, catalog, results, random_state, ala_params or {}, say)
     return results
+
+
+def source_folds(configs: pd.DataFrame, lockbox: bool) -> list[str]:
+    """The sources task S (``lockbox=False``) or L holds out, one fold each."""
+    tags = sorted(configs["source"].astype(str).unique())
+    return [t for t in tags if (t in LOCKBOX_SOURCES) == lockbox]
+
+
+def _leave_source_out(name, table, held_out, catalog, results, seed, ala_params, say):
+    """Each source held out whole, the model trained on every other source of ``table`` and
+    ``held_out`` except the lockbox (never trained on outside task L)."""
+    full = pd.concat([table, held_out], ignore_index=True) if held_out is not None else table
+    configs = group_curves(full).configs.set_index("config_id")
+    folds = source_folds(configs, lockbox=name == "L")
+    usable = full[~full["source"].isin(LOCKBOX_SOURCES)]
+    for k, tag in enumerate(folds):
+        held_ids = configs.index[configs["source"] == tag]
+        train = usable[usable["source"] != tag]
+        say(f"task {name} fold {k + 1}/{len(folds)}: hold out {tag} ({len(held_ids)} curves), "
+            f"train {train['config_id'].nunique()} curves")
+        _run_fold(name, train, _held_rows(full, configs, held_ids), configs, catalog, results, seed + k,
+                  name, (SOURCE_SHOTS,), ala_params)
 
 
 def product_query(rows: pd.DataFrame) -> pd.DataFrame:
@@ -237,7 +270,7 @@ def _run_fold(name, train, held, configs, catalog, results, seed, tasks, shots, 
     truth = held["throughput_tokens_per_s"].to_numpy(float)
     source = held["source"].astype(str).to_numpy()
     feats = config_features(held, catalog)
-    if name in ("B", "C", "M"):
+    if name in ("B", "C", "M", "S", "L"):
         _score(results, name, model, ala_fit, query, truth, source, None)
         if name == "M":
             # The same unseen models known by their size alone (attention shape forgotten), as
@@ -254,9 +287,16 @@ def _run_fold(name, train, held, configs, catalog, results, seed, tasks, shots, 
         p.add(truth, base.nearest(held, feats, None), source)
         p = _collect(results, name, "per-curve interpolation")
         p.add(truth, np.full(truth.size, np.nan), source)
-        return
+        if name not in ("S", "L"):
+            return
     rank = held.groupby("config_id")["batch_size"].rank(method="first").to_numpy(int)
     n_pts = held["config_id"].map(held["config_id"].value_counts()).to_numpy()
+    if name in ("S", "L"):
+        # The same curves with their smallest batches measured live: asked at the others.
+        for k in shots:
+            reveal, ask = rank <= k, rank > k
+            _few_shot(results, f"{name} k={k}", model, 0.0, base, 0.0, held, feats, reveal, ask, truth, source)
+        return
     if "D" in tasks:
         for k in shots:
             task = f"D k={k}"
@@ -319,9 +359,14 @@ def _few_shot(results, task, model, ala_fit, base, base_fit, held, feats, reveal
 def report(results: dict, sources: dict[str, str] | None = None) -> str:
     """Markdown tables, one per task, methods side by side (and per data source)."""
     sources = sources or {"all": None}
-    order = ["A", "B", "C"] + sorted(t for t in results if t.startswith("D")) + ["M"]
+    order = (["A", "B", "C"] + sorted(t for t in results if t.startswith("D")) + ["M"]
+             + sorted(t for t in results if t[0] in "SL"))
     lines = []
     for task in [t for t in order if t in results]:
+        by = sources
+        if task[0] in "SL":  # each held-out source on its own line
+            tags = np.unique(np.concatenate([p.arrays()["source"].astype(str) for p in results[task].values()]))
+            by = {"all": None, **{str(t): str(t) for t in tags}}
         lines += [f"### Task {task}", "",
                   "| method | data | median APE | p90 APE | made / asked | coverage@90 | median width | "
                   "Spearman(conf, err) | fit s | predict s |",
@@ -329,7 +374,7 @@ def report(results: dict, sources: dict[str, str] | None = None) -> str:
         for method in METHODS:
             if method not in results[task]:
                 continue
-            for label, prefix in sources.items():
+            for label, prefix in by.items():
                 s = summarise(results[task][method], prefix)
                 if s["asked"] == 0:
                     continue

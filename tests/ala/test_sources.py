@@ -1,0 +1,84 @@
+"""The held-out sources: the shipped copy converts into the benchmark schema with names as
+the sources spell them, and task S holds each source out whole through the product path."""
+
+import pandas as pd
+import pytest
+
+from ala.benchmarks import BenchmarkError, group_curves, load_benchmarks
+from ala.catalog import Catalog
+from ala.evaluation import LOCKBOX_SOURCES, product_query, source_folds
+from ala.sources import convert, engine, held_out_path, load_held_out, weight_precision
+
+
+@pytest.fixture(scope="module")
+def held():
+    return load_held_out()
+
+
+def test_the_shipped_copy_converts_with_every_source_and_no_power_capped_duplicates(held):
+    raw = pd.read_csv(held_out_path(), dtype=str, keep_default_na=False)
+    capped = raw["hardware"].str.contains("power-capped").sum()
+    assert capped == 76 and len(held) == len(raw) - capped
+    assert set(held["source"]) == set(raw["source"])
+    assert (held["throughput_tokens_per_s"] > 0).all()
+    # The shipped model never trains on it.
+    assert not set(held["source"]) & set(load_benchmarks()["source"])
+
+
+def test_online_runs_group_by_their_nominal_lengths_into_curves(held):
+    curves = group_curves(held)
+    by_source = curves.configs.groupby("source").size()
+    # 4 PD ratios x 5 nominal (in, out) pairs, one lost to a single concurrency.
+    assert by_source["dstack-pd-ratio"] == 19
+    pd_rows = held[held["source"] == "dstack-pd-ratio"]
+    assert pd_rows.groupby("config_id")["output_tokens"].nunique().max() > 1  # measured lengths kept
+
+
+def test_every_curve_is_asked_through_deployment_without_a_refusal(held):
+    catalog = Catalog.load()
+    query = product_query(held.drop(columns=["throughput_tokens_per_s"]))
+    assert len(query) == len(held)
+    for name in held["model"].unique():
+        catalog.resolve_model(name)
+    for name in held["hardware"].unique():
+        catalog.accelerator(name)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Weight = int8_sq, KV Cache = fp8", "int8"), ("Weight = full_prec, KV Cache = int8", "16bit"),
+    ("model default (MXFP4 MoE weights)", "mxfp4"), ("fp8 weights + fp8 KV (AMD Quark)", "fp8"),
+    ("bf16", "bfloat16"), ("fp16 (paper default)", "16bit")])
+def test_the_weight_precision_is_read_from_the_description(text, expected):
+    assert weight_precision(text) == expected
+
+
+def test_the_engine_is_read_and_the_rest_kept_as_variant():
+    assert engine("SGLang PD-disaggregated 1P3D (TP2 per worker, NIXL)") == \
+        ("SGLang", "PD-disaggregated 1P3D (TP2 per worker, NIXL)")
+    assert engine("TensorRT-LLM [PP]") == ("TensorRT-LLM", "[PP]")
+    assert engine("unspecified (Splitwise profiling)")[0] == "unspecified"
+
+
+def test_a_malformed_file_is_refused_naming_the_row_and_column(tmp_path):
+    raw = pd.read_csv(held_out_path(), dtype=str, keep_default_na=False).head(5)
+    bad = raw.copy()
+    bad.loc[2, "precision"] = "mystery"
+    with pytest.raises(BenchmarkError, match=r"row 4, column 'precision'"):
+        convert(bad, "f.csv")
+    bad = raw.copy()
+    bad.loc[1, "throughput_tokens_per_s"] = "-3"
+    with pytest.raises(BenchmarkError, match="throughput_tokens_per_s"):
+        convert(bad, "f.csv")
+    with pytest.raises(BenchmarkError, match="missing column"):
+        convert(raw.drop(columns=["load_kind"]), "f.csv")
+    path = tmp_path / "x.csv"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(BenchmarkError, match="x.csv"):
+        load_held_out(path)
+
+
+def test_the_lockbox_is_never_a_development_fold(held):
+    configs = group_curves(pd.concat([load_benchmarks(), held], ignore_index=True)).configs
+    development, lockbox = source_folds(configs, False), source_folds(configs, True)
+    assert set(lockbox) == set(LOCKBOX_SOURCES) and not set(development) & set(lockbox)
+    assert len(development) == 9  # 2 bundled sources + 7 held-out ones
