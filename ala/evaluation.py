@@ -86,7 +86,7 @@ def summarise(pred: Predictions, mask_source: str | None = None) -> dict:
            "median_width": float(np.median((hi - lo) / point[made])) if has_interval else np.nan,
            "spearman": np.nan, "fit_s": pred.fit_seconds, "predict_s": pred.predict_seconds}
     conf = a["confidence"][sel][made]
-    if np.isfinite(conf).sum() > 10:
+    if np.isfinite(conf).sum() > 10 and np.ptp(conf) > 0 and np.ptp(ape) > 0:  # undefined when constant
         out["spearman"] = float(spearmanr(conf, ape).statistic)
     return out
 

@@ -82,3 +82,28 @@ def test_the_lockbox_is_never_a_development_fold(held):
     development, lockbox = source_folds(configs, False), source_folds(configs, True)
     assert set(lockbox) == set(LOCKBOX_SOURCES) and not set(development) & set(lockbox)
     assert len(development) == 9  # 2 bundled sources + 7 held-out ones
+
+
+def test_task_s_holds_each_source_out_whole_and_answers_every_point(table, held):
+    """Small: a slice of every source, tiny ensembles; each fold trains on the others only."""
+    from ala import evaluation
+
+    def slice_of(frame, per_source):
+        ids = frame.groupby("source")["config_id"].unique().map(lambda v: list(v[:per_source]))
+        return frame[frame["config_id"].isin([i for v in ids for i in v])]
+
+    small, extra = slice_of(table, 15), slice_of(held[held["source"].isin(
+        ["lmdeploy-a100-static", "splitwise-sim", *LOCKBOX_SOURCES])], 8)
+    said = []
+    results = evaluation.run(small, tasks="S", held_out=extra, ala_params={"n_anneal": 2, "n_estimators": 10,
+                                                                          "anneal_estimators": 10},
+                             progress=said.append)
+    folds = [m for m in said if m.startswith("task S")]
+    assert len(folds) == 4 and not any(tag in m for m in folds for tag in LOCKBOX_SOURCES)
+    for method in ("ALA", "gradient boosting"):
+        for task in ("S", "S k=2"):
+            summary = evaluation.summarise(results[task][method])
+            assert summary["made"] == summary["asked"] > 0
+    asked = set(results["S"]["ALA"].arrays()["source"])
+    assert asked == set(small["source"]) | {"lmdeploy-a100-static", "splitwise-sim"}
+    assert "### Task S k=2" in evaluation.report(results)
