@@ -180,7 +180,7 @@ class ALA(BaseEstimator):
         scores = np.abs(cal["log_error"].to_numpy()) / self._expected_error(cal)
         strata = stratum(cal["k_live"].to_numpy(), cal["n_siblings"].to_numpy(), cal["pair_seen"].to_numpy(),
                          cal["catalog_estimated"].to_numpy())
-        self.calibrator_ = ConformalCalibrator().fit(scores, strata)
+        self.calibrator_ = ConformalCalibrator().fit(scores, strata, cal["family"].to_numpy())
         say("calibration")
         self.calibration_records_ = len(cal)
         self.fit_seconds_ = time.perf_counter() - start

@@ -31,9 +31,14 @@ def cache_dir() -> Path:
     return Path(base) / "ala"
 
 
+#: Bumped when ``ALA.fit`` computes something else from the same data (a cached model of
+#: the same version would otherwise keep the old fit). 2: whole-source calibration family.
+FIT_REVISION = 2
+
+
 def cache_key(paths: Sequence[Path], seed: int) -> str:
-    """Package version, the training files' and the bundled catalog's bytes (in order) and
-    the seed: a fitted model carries the catalog it was fitted with."""
+    """Package version, fit revision, the training files' and the bundled catalog's bytes
+    (in order) and the seed: a fitted model carries the catalog it was fitted with."""
     from importlib import resources
 
     from . import __version__
@@ -44,7 +49,7 @@ def cache_key(paths: Sequence[Path], seed: int) -> str:
     for path in [*paths, *catalog]:
         digest.update(Path(path).read_bytes())
         digest.update(b"\0")
-    return f"ala-{__version__}-{digest.hexdigest()[:16]}-seed{seed}"
+    return f"ala-{__version__}-r{FIT_REVISION}-{digest.hexdigest()[:16]}-seed{seed}"
 
 
 def cached_model(paths: Sequence[Path], seed: int = 0, use_cache: bool = True,

@@ -225,5 +225,27 @@ def calibration_records(data: TrainingSet, error_predictor, kernels: dict,
     base["prior_sd"] = curve_sd(base, error_predictor.predict(base))
     # Size-only records after the others: the random draws of the others stay what they were.
     estimated = base["config_id"].astype(str).str.endswith(ESTIMATED_SUFFIX).to_numpy()
-    return pd.concat([base[~estimated], shot_records(base[~estimated], kernels, rng),
-                      base[estimated], shot_records(base[estimated], kernels, rng)], ignore_index=True)
+    pairs = pd.concat([base[~estimated], shot_records(base[~estimated], kernels, rng),
+                       base[estimated], shot_records(base[estimated], kernels, rng)], ignore_index=True)
+    return pd.concat([pairs.assign(family=0), source_records(data, error_predictor, kernels)], ignore_index=True)
+
+
+def source_records(data: TrainingSet, error_predictor, kernels: dict) -> pd.DataFrame:
+    """Held-out records of whole sources (``family`` 1): each source of the training data
+    out in turn, the regressor trained on the others, with few-shot records. A deployment
+    measured by a lab, harness or engine version that training never saw is what a user's
+    own cluster is; pair splits inside one source do not show that shift. Empty with fewer
+    than two sources."""
+    sources = data.configs["source"].astype(str).to_numpy()
+    labels = np.unique(sources)
+    if labels.size < 2:
+        return pd.DataFrame()
+    rng = np.random.default_rng([data.seed, 2])  # its own draws: the pair family stays as it was
+    frames = []
+    for i, label in enumerate(labels):
+        held = sources == label
+        model = data.regressor(~held, data.seed + 2000 + i)
+        frames.append(held_out_records(data, model, data.held_points(held), ~held).assign(step=-100 - i))
+    base = pd.concat(frames, ignore_index=True)
+    base["prior_sd"] = curve_sd(base, error_predictor.predict(base))
+    return pd.concat([base, shot_records(base, kernels, rng)], ignore_index=True).assign(family=1)

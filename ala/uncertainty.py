@@ -69,23 +69,49 @@ class ErrorPredictor(BaseEstimator):
 
 
 class ConformalCalibrator(BaseEstimator):
-    """Split-conformal quantiles of scaled errors ``|log error| / expected``, per stratum."""
+    """Split-conformal quantiles of scaled errors ``|log error| / expected``, per stratum.
 
-    def fit(self, scores: np.ndarray, strata: np.ndarray) -> "ConformalCalibrator":
+    Scores may come in families of held-out splits (``family``: 0 = pairs and single curves
+    out, 1 = whole sources out). An interval is as wide as the widest family asks, and the
+    confidence as low as the lowest family says: a query's curve may be new in either way
+    (a user's deployment is always measured somewhere training was not), and each family's
+    quantile holds for its own kind of novelty. A family without enough scores in a
+    stratum's pools is not asked there.
+    """
+
+    def fit(self, scores: np.ndarray, strata: np.ndarray, family: np.ndarray | None = None) -> "ConformalCalibrator":
         scores = np.asarray(scores, float)
         strata = np.asarray(strata, int)
-        self.scores_ = {int(s): np.sort(scores[strata == s]) for s in np.unique(strata)}
-        self.level_scores_ = {int(lv): np.sort(scores[strata % LEVELS == lv]) for lv in np.unique(strata % LEVELS)}
-        self.all_scores_ = np.sort(scores)
+        family = np.zeros(scores.size, int) if family is None else np.asarray(family, int)
+        self.families_ = {}
+        for f in np.unique(family):
+            sel = family == f
+            sc, st = scores[sel], strata[sel]
+            self.families_[int(f)] = (
+                {int(s): np.sort(sc[st == s]) for s in np.unique(st)},
+                {int(lv): np.sort(sc[st % LEVELS == lv]) for lv in np.unique(st % LEVELS)},
+                np.sort(sc))
+        self.scores_, self.level_scores_, self.all_scores_ = self.families_[min(self.families_)]
         return self
 
-    def _scores(self, s: int) -> np.ndarray:
+    def _pools(self, s: int) -> list[np.ndarray]:
+        """The scores each family answers stratum ``s`` with."""
+        families = getattr(self, "families_", None) or {0: (self.scores_, self.level_scores_, self.all_scores_)}
+        out = []
+        for f, (by_stratum, by_level, everything) in sorted(families.items()):
+            pool = self._scores(s, by_stratum, by_level, everything if f == min(families) else None)
+            if pool is not None:
+                out.append(pool)
+        return out
+
+    @staticmethod
+    def _scores(s: int, by_stratum: dict, by_level: dict, everything: np.ndarray | None) -> np.ndarray | None:
         # Too few scores in a stratum: pool over live points within the same knowledge
-        # level first, and only then over everything.
-        for pool in (self.scores_.get(int(s)), self.level_scores_.get(int(s) % LEVELS)):
+        # level first, and only then over everything (the first family only).
+        for pool in (by_stratum.get(int(s)), by_level.get(int(s) % LEVELS)):
             if pool is not None and pool.size >= 30:
                 return pool
-        return self.all_scores_
+        return everything
 
     def quantile(self, confidence_level: float, strata: np.ndarray) -> np.ndarray:
         """Score quantile with the finite-sample correction ``ceil((n + 1) level) / n``."""
@@ -93,9 +119,11 @@ class ConformalCalibrator(BaseEstimator):
             raise ValueError("confidence_level must lie strictly between 0 and 1.")
         out = np.empty(len(strata))
         for s in np.unique(strata):
-            scores = self._scores(s)
-            rank = min(int(np.ceil((scores.size + 1) * confidence_level)), scores.size) - 1
-            out[strata == s] = scores[rank]
+            qs = []
+            for scores in self._pools(s):
+                rank = min(int(np.ceil((scores.size + 1) * confidence_level)), scores.size) - 1
+                qs.append(scores[rank])
+            out[strata == s] = max(qs)
         return out
 
     def confidence(self, expected: np.ndarray, strata: np.ndarray) -> np.ndarray:
@@ -103,13 +131,13 @@ class ConformalCalibrator(BaseEstimator):
 
         Notes
         -----
-        ``P(|log err| <= log(1 + tol)) = F_s(log(1 + tol) / expected)`` with ``F_s`` the
-        empirical distribution of calibration scores of the stratum.
+        ``P(|log err| <= log(1 + tol)) = min_f F_{f,s}(log(1 + tol) / expected)`` with
+        ``F_{f,s}`` the empirical distribution of family ``f``'s calibration scores of the stratum.
         """
         out = np.empty(len(expected))
         limit = np.log1p(CONFIDENCE_TOLERANCE) / np.asarray(expected, float)
         for s in np.unique(strata):
-            scores = self._scores(s)
             sel = strata == s
-            out[sel] = np.searchsorted(scores, limit[sel], side="right") / scores.size
+            out[sel] = np.min([np.searchsorted(scores, limit[sel], side="right") / scores.size
+                               for scores in self._pools(s)], axis=0)
         return out

@@ -40,3 +40,32 @@ def test_size_only_facts_have_their_own_calibration_stratum(small_model):
     # The estimated stratum's scores are its own: intervals for a size-only model come from them.
     q_est, q_unseen = small_model.calibrator_.quantile(0.9, np.array([3, 0]))
     assert q_est != q_unseen and all(s % LEVELS in (0, 1, 2, 3) for s in counts)
+
+
+def test_a_whole_source_family_widens_the_interval_and_lowers_confidence_where_it_has_scores():
+    rng = np.random.default_rng(2)
+    pairs, sources = np.abs(rng.normal(size=1000)), 3 * np.abs(rng.normal(size=400))
+    scores = np.r_[pairs, sources]
+    family = np.r_[np.zeros(1000, int), np.ones(400, int)]
+    # Stratum 0 has both families; stratum 5 only pair scores (the source family has 10 there).
+    strata = np.r_[np.zeros(990, int), 5 * np.ones(10, int), np.zeros(390, int), 5 * np.ones(10, int)]
+    both = ConformalCalibrator().fit(scores, strata, family)
+    alone = ConformalCalibrator().fit(pairs, strata[:1000])
+    q = both.quantile(0.9, np.array([0, 5]))
+    assert q[0] == pytest.approx(ConformalCalibrator().fit(sources[:390], np.zeros(390, int)).quantile(0.9, np.zeros(1, int))[0])
+    assert q[0] > 2 * alone.quantile(0.9, np.array([0]))[0]
+    # In stratum 5 the source family has 10 scores: it answers from its level's pool.
+    assert q[1] >= alone.quantile(0.9, np.array([5]))[0]
+    expected = np.array([0.1])
+    assert both.confidence(expected, np.array([0]))[0] < alone.confidence(expected, np.array([0]))[0]
+
+
+def test_a_calibrator_pickled_before_families_answers_as_before():
+    rng = np.random.default_rng(3)
+    scores, strata = np.abs(rng.normal(size=300)), rng.integers(0, 3, 300)
+    new = ConformalCalibrator().fit(scores, strata)
+    old = ConformalCalibrator().fit(scores, strata)
+    del old.families_
+    s = np.array([0, 1, 2])
+    np.testing.assert_array_equal(old.quantile(0.9, s), new.quantile(0.9, s))
+    np.testing.assert_array_equal(old.confidence(np.full(3, 0.1), s), new.confidence(np.full(3, 0.1), s))
