@@ -20,7 +20,7 @@ from . import explanation
 from .benchmarks import TableLike, group_curves, query_keys, read_benchmarks
 from .catalog import Catalog
 from .database import fit_parameters
-from .extrapolation import CurveRegressor, context_coordinate, deployment_key
+from .extrapolation import CurveRegressor, context_coordinate, deployment_key, shape_coordinate
 from .features import config_features
 from .memo import BoundedMemo
 from .posterior import fit_kernel, update_log_curve
@@ -142,10 +142,14 @@ class ALA(BaseEstimator):
         say = progress or (lambda message: None)
         start = time.perf_counter()
         table = read_benchmarks(X)
+        self.catalog_ = _with_row_facts(Catalog.load(), table)
+        # Names as queries are spelt after canonicalisation (``NVIDIA A100-80GB`` is
+        # ``A100-80GB``, ``llama2-7b`` the catalog's id): a user's own benchmark rows are then
+        # found as measurements, siblings and seen pairs of the same deployment asked again.
+        table = self._canonical(table)
         curves = group_curves(table)
         if len(curves.configs) < 4:
             raise ValueError(f"need at least 4 curves with 2 or more batch sizes, got {len(curves.configs)}.")
-        self.catalog_ = _with_row_facts(Catalog.load(), curves.configs)
         configs = curves.configs.set_index("config_id")
         self.excluded_ = list(curves.excluded)
         self.parameters_ = fit_parameters(curves)
@@ -261,7 +265,7 @@ class ALA(BaseEstimator):
         return feats, self.embedding_.summary(feats), pd.DataFrame(seen(unique, self.configs_), index=unique.index)
 
     # ----------------------------------------------------------- predict
-    def _canonical(self, table: pd.DataFrame) -> pd.DataFrame:
+    def _canonical(self, table: pd.DataFrame) -> pd.DataFrame:  # also used on the training table
         """Query rows with model and accelerator names as the catalog (and so training)
         spells them: ``NVIDIA H100-SXM5-80GB`` is ``H100``, ``...-Instruct-FP8`` is the
         catalog model, so that siblings and similarity see them. Names the catalog cannot
@@ -309,9 +313,9 @@ class ALA(BaseEstimator):
         prior_sd = self.error_predictor_.predict(rec)
         k_given = np.zeros(len(table), int)
         evidence_sd = np.full(len(table), np.nan)
-        # Deployment key and token coordinate of each distinct configuration, once per call.
+        # Deployment key and token coordinates of each distinct configuration, once per call.
         dkeys = dict(zip(unique.index, deployment_key(unique)))
-        coords = dict(zip(unique.index, context_coordinate(unique)))
+        coords = dict(zip(unique.index, zip(context_coordinate(unique), shape_coordinate(unique))))
         jobs = []  # (rows of the configuration, log batches observed, log throughputs, given by the caller)
         for key, idx in table.reset_index(drop=True).groupby("query_key").indices.items():
             points = live_map.get(key)
@@ -325,7 +329,7 @@ class ALA(BaseEstimator):
             else:
                 # A configuration that was benchmarked is answered from its measurements: they
                 # are observations of it, as live points are (and calibrated the same way).
-                observed = self._points_of(self._measured(dkeys[key], coords[key]))
+                observed = self._points_of(self._measured(dkeys[key], *coords[key]))
                 if observed is None:
                     continue
             jobs.append((idx, *observed, given, weight))
@@ -370,13 +374,20 @@ class ALA(BaseEstimator):
         """Benchmarked curves of the configuration in the first row of ``config``
         (canonical names): the same deployment (model, accelerator, count, parallelism,
         engine, precision, batch semantics) at token lengths within ``SAME_TOKENS``."""
-        return self._measured(deployment_key(config.iloc[[0]]).iloc[0], float(context_coordinate(config.iloc[[0]])[0]))
+        first = config.iloc[[0]]
+        return self._measured(deployment_key(first).iloc[0], float(context_coordinate(first)[0]),
+                              float(shape_coordinate(first)[0]))
 
-    def _measured(self, key: str, u: float) -> list:
+    def _measured(self, key: str, u: float, r: float = np.nan) -> list:
         members = self.regressor_.by_key_.get(key)
         if members is None:  # most queries: no curve of this deployment at all
             return []
-        return [m for m in members if abs(float(self.regressor_.context_[m]) - u) < np.log(SAME_TOKENS)]
+        # The same input and output lengths within SAME_TOKENS (their sum alone would take
+        # 8k/1k for 1k/8k); a curve without a given input length is held to the sum only.
+        shapes = getattr(self.regressor_, "shape_", None)
+        return [m for m in members if abs(float(self.regressor_.context_[m]) - u) < np.log(SAME_TOKENS)
+                and (shapes is None or not np.isfinite(shapes[m]) or not np.isfinite(r)
+                     or abs(float(shapes[m]) - r) < 2 * np.log(SAME_TOKENS))]
 
     def _points_of(self, ids: list) -> tuple[np.ndarray, np.ndarray] | None:
         """Log batch sizes and log throughputs measured on the curves ``ids`` (None: none)."""

@@ -27,6 +27,11 @@ from .features import _DEFAULT_INPUT_TOKENS, roofline, row_features
 #: Weight of the sibling transport against the global regressor, by number of siblings.
 TRANSPORT_WEIGHT = {0: 0.0, 1: 0.5, 2: 0.8}
 TRANSPORT_WEIGHT_MANY = 1.0
+#: Siblings carry a curve along log(input + output) only between shapes of request alike:
+#: input/output ratios within this factor. 128/2048 and 2048/128 hold as many tokens, but
+#: one is decode-bound and the other prefill-bound. Curves whose input length is not given
+#: (real-prompt sets) have no known ratio and are not held to it.
+SAME_SHAPE = 2.0
 
 
 _DEPLOYMENT_COLUMNS = ("model", "hardware", "num_gpus", "tensor_parallel", "expert_parallel", "data_parallel",
@@ -68,6 +73,18 @@ def context_coordinate(configs: pd.DataFrame) -> np.ndarray:
     inp = pd.to_numeric(configs["input_tokens"], errors="coerce").fillna(_DEFAULT_INPUT_TOKENS)
     out = pd.to_numeric(configs["output_tokens"], errors="coerce").fillna(256.0)
     return np.log(inp.to_numpy(float) + out.to_numpy(float))
+
+
+def shape_coordinate(configs: pd.DataFrame) -> np.ndarray:
+    """Log of input over output tokens (NaN where the input length is not given)."""
+    inp = pd.to_numeric(configs["input_tokens"], errors="coerce").to_numpy(float)
+    out = pd.to_numeric(configs["output_tokens"], errors="coerce").fillna(256.0).to_numpy(float)
+    return np.log(inp / out)
+
+
+def same_shape(a: float, b: float) -> bool:
+    """Whether two request shapes (:func:`shape_coordinate`) are alike, or either unknown."""
+    return not (np.isfinite(a) and np.isfinite(b)) or abs(a - b) <= np.log(SAME_SHAPE)
 
 
 @dataclass
@@ -114,6 +131,7 @@ class CurveRegressor:
         self.relative_ = self._ensemble(1).fit(X, y - ref)
         self.keys_ = deployment_key(configs)
         self.context_ = pd.Series(context_coordinate(configs), index=configs.index)
+        self.shape_ = pd.Series(shape_coordinate(configs), index=configs.index)
         self.curves_ = {cid: (np.log(g["batch_size"].to_numpy(float)), np.log(g["throughput"].to_numpy(float)))
                         for cid, g in points.groupby("config_id")}
         self.by_key_ = self.keys_.groupby(self.keys_).groups
@@ -137,9 +155,12 @@ class CurveRegressor:
         """Sibling-curve estimates for configuration rows aligned with ``batch``."""
         keys = deployment_key(configs)
         ctx = context_coordinate(configs)
+        shapes = shape_coordinate(configs)
+        known = getattr(self, "shape_", None)  # None: fitted before shapes were kept
         out = []
-        for key, u, bb, cid in zip(keys, ctx, np.log(np.asarray(batch, float)), configs.index):
-            members = [m for m in self.by_key_.get(key, []) if m != cid and not (exclude and m in exclude)]
+        for key, u, r, bb, cid in zip(keys, ctx, shapes, np.log(np.asarray(batch, float)), configs.index):
+            members = [m for m in self.by_key_.get(key, []) if m != cid and not (exclude and m in exclude)
+                       and (known is None or same_shape(known[m], r))]
             us, vs = [], []
             for m in members:
                 v = self._sibling_value(m, bb)

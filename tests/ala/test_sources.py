@@ -1,6 +1,7 @@
 """The held-out sources: the shipped copy converts into the benchmark schema with names as
 the sources spell them, and task S holds each source out whole through the product path."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -107,3 +108,30 @@ def test_task_s_holds_each_source_out_whole_and_answers_every_point(table, held)
     asked = set(results["S"]["ALA"].arrays()["source"])
     assert asked == set(small["source"]) | {"lmdeploy-a100-static", "splitwise-sim"}
     assert "### Task S k=2" in evaluation.report(results)
+
+
+def test_a_curve_with_the_same_token_sum_but_another_shape_is_neither_the_same_nor_a_sibling(table, held):
+    """LMDeploy's llama2-7b was measured at 128/2048 and 2048/128: as many tokens per request,
+    one decode-bound, the other prefill-bound (about 5x apart here). Trained with 128/2048
+    only, asking 2048/128 must not be answered from the 128/2048 measurements."""
+    from ala import ALA
+    from ala.planner import Deployment
+
+    lm = held[(held["source"] == "lmdeploy-a100-static") & (held["model"] == "llama2-7b")]
+    decode_bound = lm[(lm["input_tokens"] == 128) & (lm["output_tokens"] == 2048)]
+    prefill_bound = lm[(lm["input_tokens"] == 2048) & (lm["output_tokens"] == 128)]
+    alike = lm[(lm["input_tokens"] == 2048) & (lm["output_tokens"] == 2048)]
+    some = table[table["config_id"].isin(table["config_id"].unique()[:60])]
+    model = ALA(n_estimators=10, n_anneal=2, anneal_estimators=10, random_state=0).fit(
+        pd.concat([some, decode_bound, alike], ignore_index=True))
+
+    def ask(rows):
+        d = Deployment.of_benchmark(rows.iloc[0])
+        return model.predict_interval(d.query(rows["batch_size"].to_list())), rows["throughput_tokens_per_s"].to_numpy()
+
+    answer, truth = ask(prefill_bound)
+    assert (answer["n_siblings"] == 0).all()  # 128/2048 and 2048/2048 are other shapes (x16, x16)
+    # Not answered from the other shape's measurements (which it would follow within a few %).
+    assert np.median(np.abs(answer["point"] / decode_bound["throughput_tokens_per_s"].to_numpy() - 1)) > 0.1
+    answer, truth = ask(decode_bound)  # measured: answered from its own points
+    np.testing.assert_allclose(answer["point"], truth, rtol=0.05)
