@@ -32,8 +32,9 @@ def cache_dir() -> Path:
 
 
 #: Bumped when ``ALA.fit`` computes something else from the same data (a cached model of
-#: the same version would otherwise keep the old fit). 2: whole-source calibration family.
-FIT_REVISION = 2
+#: the same version would otherwise keep the old fit). 2: whole-source calibration family;
+#: 3: that family only with three or more sources.
+FIT_REVISION = 3
 
 
 def cache_key(paths: Sequence[Path], seed: int) -> str:
