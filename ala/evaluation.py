@@ -4,7 +4,8 @@ Tasks (see README): A interpolate one inner point; B unseen token length within 
 deployment; C unseen (model, accelerator) pair; D few-shot with the k smallest batches
 revealed; M unseen models; S leave one source out (every source tag of the bundled and the
 held-out files, trained on all the others), zero-shot and with two live points; L the same
-on the lockbox sources, which no design decision may look at (run once per release). Every method sees the same folds in the same run. ALA is asked through the
+on the lockbox sources, which no design decision may look at (run once per release). Every
+method sees the same folds in the same run. ALA is asked through the
 product's own query path (:func:`product_query`: ``Deployment`` rows, as ``ala plan`` and
 the operator ask); :func:`reproduce` asks every benchmarked curve again that way.
 """
@@ -360,7 +361,7 @@ def report(results: dict, sources: dict[str, str] | None = None) -> str:
     """Markdown tables, one per task, methods side by side (and per data source)."""
     sources = sources or {"all": None}
     order = (["A", "B", "C"] + sorted(t for t in results if t.startswith("D")) + ["M"]
-             + sorted(t for t in results if t[0] in "SL"))
+             + sorted((t for t in results if t[0] in "SL"), key=lambda t: (t[0] == "L", t)))
     lines = []
     for task in [t for t in order if t in results]:
         by = sources
