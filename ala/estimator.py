@@ -20,7 +20,7 @@ from . import explanation
 from .benchmarks import TableLike, group_curves, query_keys, read_benchmarks
 from .catalog import Catalog
 from .database import fit_parameters
-from .extrapolation import CurveRegressor, context_coordinate, deployment_key, shape_coordinate
+from .extrapolation import CurveRegressor, context_coordinate, deployment_key, same_shape, shape_coordinate
 from .features import config_features
 from .memo import BoundedMemo
 from .posterior import fit_kernel, update_log_curve
@@ -386,8 +386,7 @@ class ALA(BaseEstimator):
         # 8k/1k for 1k/8k); a curve without a given input length is held to the sum only.
         shapes = getattr(self.regressor_, "shape_", None)
         return [m for m in members if abs(float(self.regressor_.context_[m]) - u) < np.log(SAME_TOKENS)
-                and (shapes is None or not np.isfinite(shapes[m]) or not np.isfinite(r)
-                     or abs(float(shapes[m]) - r) < 2 * np.log(SAME_TOKENS))]
+                and (shapes is None or same_shape(float(shapes[m]), r, SAME_TOKENS ** 2))]
 
     def _points_of(self, ids: list) -> tuple[np.ndarray, np.ndarray] | None:
         """Log batch sizes and log throughputs measured on the curves ``ids`` (None: none)."""

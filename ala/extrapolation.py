@@ -82,9 +82,9 @@ def shape_coordinate(configs: pd.DataFrame) -> np.ndarray:
     return np.log(inp / out)
 
 
-def same_shape(a: float, b: float) -> bool:
-    """Whether two request shapes (:func:`shape_coordinate`) are alike, or either unknown."""
-    return not (np.isfinite(a) and np.isfinite(b)) or abs(a - b) <= np.log(SAME_SHAPE)
+def same_shape(a: float, b: float, factor: float = SAME_SHAPE) -> bool:
+    """Whether two request shapes (:func:`shape_coordinate`) are within ``factor``, or either unknown."""
+    return not (np.isfinite(a) and np.isfinite(b)) or abs(a - b) <= np.log(factor)
 
 
 @dataclass
