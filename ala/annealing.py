@@ -41,7 +41,7 @@ def coverage_energy(counts: np.ndarray) -> float:
 def anneal_subsets(evaluate: Callable[[np.ndarray, int], pd.DataFrame], groups: np.ndarray, *,
                    n_iter: int = 40, keep: float = 0.8, bins: Callable[[pd.DataFrame], np.ndarray],
                    n_bins: int, temperature: float = 0.05, cooling: float = 0.93,
-                   rng: np.random.Generator | int | None = None) -> AnnealingResult:
+                   rng: np.random.Generator | int | None = None, search: str = "anneal") -> AnnealingResult:
     """Search training subsets whose held-out records cover the situation space evenly.
 
     Parameters
@@ -59,6 +59,10 @@ def anneal_subsets(evaluate: Callable[[np.ndarray, int], pd.DataFrame], groups: 
         Maps records to histogram bin indices in ``[0, n_bins)``.
     rng : Generator, int or None
         Source of randomness (``np.random.default_rng(rng)``).
+    search : {"anneal", "random"}
+        ``"random"``: every subset drawn afresh (each group kept with probability
+        ``keep``) and none steered, the baseline the annealing is measured against
+        (``ala evaluate`` task N); as many subsets, the same held-out records per subset.
 
     Returns
     -------
@@ -74,6 +78,8 @@ def anneal_subsets(evaluate: Callable[[np.ndarray, int], pd.DataFrame], groups: 
         raise ValueError("n_iter must be at least 1.")
     if not 0 < keep < 1:
         raise ValueError("keep must lie strictly between 0 and 1.")
+    if search not in ("anneal", "random"):
+        raise ValueError(f"search must be 'anneal' or 'random', got {search!r}.")
     rng = np.random.default_rng(rng)
     labels, group_of = np.unique(groups, return_inverse=True)
     if labels.size < 2:
@@ -86,9 +92,13 @@ def anneal_subsets(evaluate: Callable[[np.ndarray, int], pd.DataFrame], groups: 
     current_energy, best_energy, best_state = np.inf, np.inf, state.copy()
     temp = temperature
     for step in range(n_iter):
-        proposal = state.copy()
-        flips = rng.choice(labels.size, size=max(1, labels.size // 20), replace=False)
-        proposal[flips] = ~proposal[flips]
+        if search == "random":
+            proposal = rng.random(labels.size) < keep
+            flips = rng.choice(labels.size, size=1)
+        else:
+            proposal = state.copy()
+            flips = rng.choice(labels.size, size=max(1, labels.size // 20), replace=False)
+            proposal[flips] = ~proposal[flips]
         if proposal.all() or not proposal.any():
             proposal[flips[0]] = not proposal[flips[0]]
         records = evaluate(proposal[group_of], step)

@@ -4,7 +4,11 @@ Tasks (see README): A interpolate one inner point; B unseen token length within 
 deployment; C unseen (model, accelerator) pair; D few-shot with the k smallest batches
 revealed; M unseen models; S leave one source out (every source tag of the bundled and the
 held-out files, trained on all the others), zero-shot and with two live points; L the same
-on the lockbox sources, which no design decision may look at (run once per release). Every
+on the lockbox sources, which no design decision may look at (run once per release); N the
+annealing ablation: on the folds of C and M, ALA again with its error predictor taught by
+unsteered random training subsets instead of annealed ones; X beyond the measured batch:
+each curve's largest batches held out, the rest of it kept in training, so that the answer
+extrapolates in batch (the analytical curve fitted on the kept points beside it). Every
 method sees the same folds in the same run. ALA is asked through the
 product's own query path (:func:`product_query`: ``Deployment`` rows, as ``ala plan`` and
 the operator ask); :func:`reproduce` asks every benchmarked curve again that way.
@@ -39,7 +43,15 @@ GROUP_COLUMNS = ("source", "model", "hardware", "num_gpus", "tensor_parallel", "
 LOCKBOX_SOURCES = ("dstack-deepseek-r1-offline", "argonne-fig5-parallelism")
 #: Live points revealed per held-out curve in task S (its smallest batches).
 SOURCE_SHOTS = 2
-METHODS = ("ALA", "ALA, size only", "per-curve interpolation", "nearest-neighbour transfer", "gradient boosting")
+METHODS = ("ALA", "ALA, size only", "ALA, random subsets", "analytical curve", "ALA and analytical curve, mean",
+           "per-curve interpolation", "nearest-neighbour transfer", "gradient boosting")
+#: Task X holds out each curve's BEYOND_HELD largest batches, on curves of BEYOND_MIN or more.
+BEYOND_HELD = 2
+BEYOND_MIN = 4
+#: Tasks whose folds the annealing ablation (task N) repeats with random subsets.
+ABLATION_TASKS = ("C", "M")
+#: Confidence bins of the reliability table (the score is P(within 10%)).
+RELIABILITY_BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0)
 
 
 @dataclass
@@ -86,10 +98,46 @@ def summarise(pred: Predictions, mask_source: str | None = None) -> dict:
            "coverage": float(np.mean((truth[made] >= lo) & (truth[made] <= hi))) if has_interval else np.nan,
            "median_width": float(np.median((hi - lo) / point[made])) if has_interval else np.nan,
            "spearman": np.nan, "fit_s": pred.fit_seconds, "predict_s": pred.predict_seconds}
+    if has_interval:
+        out["width_at_90"] = width_at_coverage(truth[made], point[made], lo, hi)
     conf = a["confidence"][sel][made]
     if np.isfinite(conf).sum() > 10 and np.ptp(conf) > 0 and np.ptp(ape) > 0:  # undefined when constant
         out["spearman"] = float(spearmanr(conf, ape).statistic)
     return out
+
+
+def width_at_coverage(truth: np.ndarray, point: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+                      level: float = 0.9) -> float:
+    """Median relative width of the intervals widened or narrowed (in log, by one factor for
+    all) until they cover exactly ``level`` of the truths: how sharp the error predictor's
+    ranking is, apart from how well it is calibrated."""
+    up, down = np.log(upper / point), np.log(point / lower)
+    ratio = np.log(truth / point)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        need = np.where(ratio >= 0, ratio / up, -ratio / down)
+    need = np.where(np.isnan(need), 0.0, need)  # truth on the point: covered at any width
+    if not need.size:
+        return np.nan
+    f = float(np.quantile(need, level))
+    if not np.isfinite(f):
+        return np.inf
+    return float(np.median(np.exp(f * up) - np.exp(-f * down)))
+
+
+def reliability(pred: Predictions, bins=RELIABILITY_BINS) -> list[dict]:
+    """Per confidence bin: predictions in it, their mean confidence, and the share
+    actually within 10% of the truth (what the confidence claims)."""
+    a = pred.arrays()
+    made = np.isfinite(a["point"]) & (a["point"] > 0) & np.isfinite(a["confidence"])
+    conf = a["confidence"][made]
+    within = np.abs(a["point"][made] / a["truth"][made] - 1) <= 0.1
+    rows = []
+    for lo, hi in zip(bins[:-1], bins[1:]):
+        sel = (conf >= lo) & ((conf < hi) if hi < bins[-1] else (conf <= hi))
+        rows.append({"bin": (lo, hi), "n": int(sel.sum()),
+                     "confidence": float(conf[sel].mean()) if sel.any() else np.nan,
+                     "within": float(within[sel].mean()) if sel.any() else np.nan})
+    return rows
 
 
 def _group_key(configs: pd.DataFrame) -> pd.Series:
@@ -194,14 +242,14 @@ def run(table: pd.DataFrame, *, folds: int = 5, random_state: int = 0, tasks: st
     if "B" in tasks:
         fb = _stratified_folds(configs, folds, rng)
         plans.append(("B", fb.where(sizes >= 3, -1)))
-    if "C" in tasks:
+    if "C" in tasks or "N" in tasks:
         pair = configs["model"] + "|" + configs["hardware"]
         labels = pair.unique()
         fc = pair.map(dict(zip(labels, rng.permutation(len(labels)) % folds)))
         plans.append(("C", fc))
     if "A" in tasks or "D" in tasks:
         plans.append(("AD", _stratified_folds(configs, folds, rng)))
-    if "M" in tasks:  # last: the folds of A-D stay what they were
+    if "M" in tasks or "N" in tasks:  # last: the folds of A-D stay what they were
         labels = configs["model"].unique()
         plans.append(("M", configs["model"].map(dict(zip(labels, rng.permutation(len(labels)) % folds)))))
     for name, fold_of in plans:
@@ -215,9 +263,56 @@ def run(table: pd.DataFrame, *, folds: int = 5, random_state: int = 0, tasks: st
                 f"hold {len(held_ids)}")
             _run_fold(name, train, held, configs, catalog, results, random_state + k, tasks, shots,
                       ala_params or {})
+    if "X" in tasks:
+        _beyond_measured(table, configs, catalog, results, random_state, ala_params or {}, say)
     for name in [t for t in "SL" if t in tasks]:
         _leave_source_out(name, table, held_out, catalog, results, random_state, ala_params or {}, say)
     return results
+
+
+def _beyond_measured(table, configs, catalog, results, seed, ala_params, say):
+    """Task X: the largest batches of every curve held out, its smaller ones kept in
+    training, so that the product answers from the curve's own measurements beyond their
+    range. Beside it: the analytical curve fitted on the kept points, the mean of the two in
+    log (a candidate hybrid, not what the product answers), interpolation's end segment and
+    gradient boosting, all on the same rows."""
+    every = _held_rows(table, configs, configs.index)
+    rank = every.groupby("config_id")["batch_size"].rank(method="first", ascending=False).to_numpy()
+    n_pts = every["config_id"].map(every["config_id"].value_counts()).to_numpy()
+    held = every[(rank <= BEYOND_HELD) & (n_pts >= BEYOND_MIN)].reset_index(drop=True)
+    out = set(zip(held["config_id"], held["batch_size"]))
+    train = table[[(c, b) not in out for c, b in zip(table["config_id"], table["batch_size"])]]
+    # Asked as the kept curve says it (a measured mean output length moves with the batch).
+    held["output_tokens"] = held["config_id"].map(group_curves(train).configs.set_index("config_id")["output_tokens"])
+    say(f"task X: hold the {BEYOND_HELD} largest batches of {held['config_id'].nunique()} curves")
+    t0 = time.perf_counter()
+    model = ALA(random_state=seed, **ala_params).fit(train)
+    ala_fit = time.perf_counter() - t0
+    truth = held["throughput_tokens_per_s"].to_numpy(float)
+    source = held["source"].astype(str).to_numpy()
+    query = product_query(held.drop(columns=["throughput_tokens_per_s"]))
+    _score(results, "X", model, ala_fit, query, truth, source, None)
+    base = _Baselines(train, catalog, seed)
+    batch = held["batch_size"].to_numpy(float)
+    fitted = base.params.reindex(held["config_id"])
+    ok = fitted["success"].fillna(False).astype(bool).to_numpy()
+    analytic = np.where(ok, curve(batch, fitted["a"].to_numpy(float), fitted["b"].to_numpy(float),
+                                  fitted["c"].to_numpy(float)), np.nan)
+    analytic = np.where(analytic > 0, analytic, np.nan)
+    _collect(results, "X", "analytical curve").add(truth, analytic, source)
+    ala_point = results["X"]["ALA"].point[-1]
+    _collect(results, "X", "ALA and analytical curve, mean").add(truth, np.sqrt(ala_point * analytic), source)
+    kept = train.groupby(["config_id", "batch_size"])["throughput_tokens_per_s"].mean().reset_index()
+    by_curve = kept.groupby("config_id").indices
+    point = np.full(truth.size, np.nan)
+    for cid, idx in held.groupby("config_id").indices.items():
+        rows = kept.iloc[by_curve[cid]]
+        point[idx] = interpolate_curve(rows["batch_size"].to_numpy(float),
+                                       rows["throughput_tokens_per_s"].to_numpy(float), batch[idx])
+    _collect(results, "X", "per-curve interpolation").add(truth, point, source)
+    p = _collect(results, "X", "gradient boosting")
+    point, lo, hi = base.gbr()(held, config_features(held, catalog))
+    p.add(truth, point, source, lo, hi)
 
 
 def source_folds(configs: pd.DataFrame, lockbox: bool) -> list[str]:
@@ -273,6 +368,11 @@ def _run_fold(name, train, held, configs, catalog, results, seed, tasks, shots, 
     feats = config_features(held, catalog)
     if name in ("B", "C", "M", "S", "L"):
         _score(results, name, model, ala_fit, query, truth, source, None)
+        if "N" in tasks and name in ABLATION_TASKS:
+            t0 = time.perf_counter()
+            ablated = ALA(random_state=seed, **{**ala_params, "subsets": "random"}).fit(train)
+            _score(results, name, ablated, time.perf_counter() - t0, query, truth, source, None,
+                   method="ALA, random subsets")
         if name == "M":
             # The same unseen models known by their size alone (attention shape forgotten), as
             # the product answers a fine-tune it can only size from its name.
@@ -360,7 +460,7 @@ def _few_shot(results, task, model, ala_fit, base, base_fit, held, feats, reveal
 def report(results: dict, sources: dict[str, str] | None = None) -> str:
     """Markdown tables, one per task, methods side by side (and per data source)."""
     sources = sources or {"all": None}
-    order = (["A", "B", "C"] + sorted(t for t in results if t.startswith("D")) + ["M"]
+    order = (["A", "B", "C"] + sorted(t for t in results if t.startswith("D")) + ["M", "X"]
              + sorted((t for t in results if t[0] in "SL"), key=lambda t: (t[0] == "L", t)))
     lines = []
     for task in [t for t in order if t in results]:
@@ -384,7 +484,57 @@ def report(results: dict, sources: dict[str, str] | None = None) -> str:
                              f"{s['made']} / {s['asked']} | {fmt(s['coverage'])} | {fmt(s['median_width'], False)} | "
                              f"{fmt(s['spearman'], False)} | {s['fit_s']:.1f} | {s['predict_s']:.2f} |")
         lines.append("")
+    lines += _ablation_report(results, sources)
+    lines += _reliability_report(results, [t for t in order if t in results])
     return "\n".join(lines)
+
+
+def _pct(v: float) -> str:
+    return "—" if not np.isfinite(v) else f"{100 * v:.1f}%"
+
+
+def _ablation_report(results: dict, sources: dict[str, str | None]) -> list[str]:
+    """Task N: annealed against random training subsets, on the same folds."""
+    tasks = [t for t in ABLATION_TASKS if "ALA, random subsets" in results.get(t, {})]
+    if not tasks:
+        return []
+    lines = ["### Task N: annealed against random training subsets", "",
+             "The same folds, the same number of subsets and held-out records per subset; only how the "
+             "subsets are chosen differs. Width at 90% coverage: the intervals scaled by one factor until "
+             "they cover exactly 90%, which measures how well the error predictor ranks errors apart from "
+             "how well it is calibrated (smaller is sharper).", "",
+             "| task | subsets | data | median APE | coverage@90 | median width | width at 90% coverage | "
+             "Spearman(conf, err) |", "|---|---|---|---:|---:|---:|---:|---:|"]
+    for task in tasks:
+        for method, label in (("ALA", "annealed"), ("ALA, random subsets", "random")):
+            for data, prefix in sources.items():
+                s = summarise(results[task][method], prefix)
+                if s["asked"] == 0:
+                    continue
+                lines.append(f"| {task} | {label} | {data} | {_pct(s['median_ape'])} | {_pct(s['coverage'])} | "
+                             f"{s['median_width']:.2f} | {s.get('width_at_90', np.nan):.2f} | "
+                             f"{s['spearman']:.2f} |")
+    return lines + [""]
+
+
+def _reliability_report(results: dict, tasks: list[str]) -> list[str]:
+    """Per task, the share of ALA's predictions within 10% of the truth in each confidence
+    bin, beside the bin's mean confidence (which claims that share)."""
+    rows = [(t, reliability(results[t]["ALA"])) for t in tasks if "ALA" in results[t]]
+    rows = [(t, r) for t, r in rows if sum(b["n"] for b in r)]
+    if not rows:
+        return []
+    bins = [f"{lo:.1f}-{hi:.1f}" for lo, hi in zip(RELIABILITY_BINS[:-1], RELIABILITY_BINS[1:])]
+    lines = ["### Reliability of the confidence score", "",
+             "The confidence score is the probability of being within 10% of the truth. Each cell: the share "
+             "of ALA's predictions in that confidence bin that were within 10%, against the bin's mean "
+             "confidence, and how many predictions fell in it.", "",
+             "| task | " + " | ".join(bins) + " |", "|---|" + "---:|" * len(bins)]
+    for task, r in rows:
+        cells = ["—" if not b["n"] else f"{100 * b['within']:.0f}% vs {100 * b['confidence']:.0f}% ({b['n']})"
+                 for b in r]
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def reproduce(model: ALA, confidence_level: float = 0.9) -> pd.DataFrame:

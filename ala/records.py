@@ -137,9 +137,10 @@ def with_estimated(data: TrainingSet, model: CurveRegressor, held: np.ndarray, t
 
 
 def annealed_records(data: TrainingSet, n_iter: int, rng: np.random.Generator,
-                     progress=None) -> AnnealingResult:
+                     progress=None, search: str = "anneal") -> AnnealingResult:
     """Simulated annealing over training subsets; every visited subset yields records
-    (``progress(message)``, when given, hears of each)."""
+    (``progress(message)``, when given, hears of each). ``search="random"``: unsteered
+    random subsets instead (the ablation's baseline)."""
     groups = (data.configs["model"] + "|" + data.configs["hardware"]).to_numpy()
 
     def evaluate(mask: np.ndarray, step: int) -> pd.DataFrame:
@@ -161,7 +162,7 @@ def annealed_records(data: TrainingSet, n_iter: int, rng: np.random.Generator,
         sim_bin = np.minimum((records["sim_max"].to_numpy() * SIM_BINS).astype(int), SIM_BINS - 1)
         return sim_bin * 2 + (records["n_siblings"].to_numpy() > 0)
 
-    return anneal_subsets(evaluate, groups, n_iter=n_iter, bins=bins, n_bins=2 * SIM_BINS, rng=rng)
+    return anneal_subsets(evaluate, groups, n_iter=n_iter, bins=bins, n_bins=2 * SIM_BINS, rng=rng, search=search)
 
 
 def curve_sd(records: pd.DataFrame, sd: np.ndarray) -> np.ndarray:

@@ -1,0 +1,108 @@
+"""The evaluation's own measures: width at equal coverage, the reliability table, and the
+annealing ablation (random training subsets against annealed ones, on the same folds)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ala import ALA, evaluation
+from ala.annealing import anneal_subsets
+
+
+def _predictions(truth, point, half, confidence=None):
+    p = evaluation.Predictions()
+    p.add(truth, point, np.full(len(truth), "src"), point * np.exp(-half), point * np.exp(half), confidence)
+    return p
+
+
+def test_width_at_equal_coverage_ignores_calibration_and_rewards_ranking():
+    rng = np.random.default_rng(0)
+    scale = np.exp(rng.normal(0, 0.5, 4000)) * 0.1  # each prediction's own error scale
+    err = rng.normal(0, 1, 4000) * scale
+    truth, point = np.exp(err), np.ones(4000)
+    sharp = evaluation.summarise(_predictions(truth, point, scale))
+    loose = evaluation.summarise(_predictions(truth, point, 3 * scale))  # the same ranking, miscalibrated
+    blind = evaluation.summarise(_predictions(truth, point, np.full(4000, scale.mean())))  # no ranking
+    assert sharp["coverage"] < 0.9 < loose["coverage"]
+    assert sharp["width_at_90"] == pytest.approx(loose["width_at_90"], rel=1e-9)
+    assert sharp["width_at_90"] < 0.9 * blind["width_at_90"]
+    # Scaled to 90%: exactly that share is covered at the factor found.
+    f = np.quantile(np.abs(err) / scale, 0.9)
+    assert sharp["width_at_90"] == pytest.approx(np.median(2 * np.sinh(f * scale)), rel=1e-6)
+
+
+def test_reliability_bins_say_how_often_each_confidence_was_within_ten_percent():
+    truth = np.ones(6)
+    point = np.array([1.0, 1.05, 1.5, 1.0, 2.0, 0.5])
+    confidence = np.array([0.95, 0.92, 0.91, 0.1, 0.05, 0.5])
+    rows = evaluation.reliability(_predictions(truth, point, np.full(6, 0.1), confidence))
+    by_bin = {r["bin"]: r for r in rows}
+    top = by_bin[(0.9, 1.0)]
+    assert top["n"] == 3 and top["within"] == pytest.approx(2 / 3) and top["confidence"] == pytest.approx((0.95 + 0.92 + 0.91) / 3)
+    assert by_bin[(0.0, 0.2)]["n"] == 2 and by_bin[(0.0, 0.2)]["within"] == 0.5
+    assert by_bin[(0.4, 0.6)]["within"] == 0.0 and by_bin[(0.8, 0.9)]["n"] == 0
+    assert sum(r["n"] for r in rows) == 6
+
+
+def test_random_search_draws_every_subset_afresh_and_rejects_unknown_searches():
+    with pytest.raises(ValueError, match="search"):
+        anneal_subsets(lambda m, s: pd.DataFrame(), np.arange(4), n_iter=2, bins=len, n_bins=2, search="grid")
+    masks = {"anneal": [], "random": []}
+
+    def recorder(kind):
+        def evaluate(mask, step):
+            masks[kind].append(mask.copy())
+            return pd.DataFrame({"v": np.flatnonzero(~mask) % 3})
+        return evaluate
+
+    bins = lambda r: r["v"].to_numpy()
+    for kind in masks:
+        a = anneal_subsets(recorder(kind), np.arange(200), n_iter=12, bins=bins, n_bins=3, rng=1, search=kind)
+        assert a.nit == 12 and len(a.records) and a.fun <= a.energies.max()
+    step = {k: np.mean([np.sum(m1 != m2) for m1, m2 in zip(v, v[1:])]) for k, v in masks.items()}
+    # Annealing moves by a few groups from an accepted state; random draws are independent
+    # (two draws keeping 80% differ in about 2 * 0.8 * 0.2 = 32% of the groups).
+    assert step["anneal"] <= 25 and 45 <= step["random"] <= 85
+    assert 0.7 < np.mean(masks["random"]) < 0.9
+
+
+def test_the_model_refuses_an_unknown_subset_search(table):
+    with pytest.raises(ValueError, match="subsets"):
+        ALA(subsets="grid", n_anneal=2).fit(table)
+
+
+def test_task_n_repeats_the_c_and_m_folds_with_random_subsets(table):
+    """Small: a slice of the bundled data, tiny ensembles. Only N is asked: it runs the
+    folds of C and M, each ALA twice, and the report adds the ablation and reliability."""
+    ids = table.groupby("source")["config_id"].unique().map(lambda v: list(v[:30]))
+    small = table[table["config_id"].isin([i for v in ids for i in v])]
+    results = evaluation.run(small, folds=2, tasks="N", ala_params={"n_anneal": 2, "n_estimators": 10,
+                                                                     "anneal_estimators": 10})
+    assert set(results) == {"C", "M"}
+    for task in ("C", "M"):
+        annealed, random = (evaluation.summarise(results[task][m]) for m in ("ALA", "ALA, random subsets"))
+        assert annealed["made"] == annealed["asked"] == random["asked"] > 0
+        assert np.isfinite(random["width_at_90"]) and random["fit_s"] > 0
+    text = evaluation.report(results)
+    assert "### Task N: annealed against random training subsets" in text
+    assert "| C | random | all |" in text and "### Reliability of the confidence score" in text
+
+
+def test_task_x_asks_each_curve_beyond_its_kept_batches(table):
+    """Small: the two largest batches of every curve of four or more points are asked; the
+    curve's smaller batches stay in training, so ALA answers from them (not a guess)."""
+    ids = table.groupby("source")["config_id"].unique().map(lambda v: list(v[:25]))
+    small = table[table["config_id"].isin([i for v in ids for i in v])]
+    results = evaluation.run(small, tasks="X", ala_params={"n_anneal": 2, "n_estimators": 10,
+                                                           "anneal_estimators": 10})
+    top = small.groupby("config_id")["batch_size"].agg(lambda b: sorted(set(b))[-2:] if b.nunique() >= 4 else [])
+    asked = sum(len(v) for v in top)
+    x = results["X"]
+    for method in ("ALA", "analytical curve", "per-curve interpolation", "gradient boosting"):
+        summary = evaluation.summarise(x[method])
+        assert summary["asked"] == asked
+    assert evaluation.summarise(x["ALA"])["made"] == asked
+    # Beyond the batches it was fitted on, the analytical curve is answered for nearly every curve.
+    assert evaluation.summarise(x["analytical curve"])["made"] >= 0.9 * asked
+    assert evaluation.summarise(x["ALA"])["median_ape"] < 0.5
+    assert "### Task X" in evaluation.report(results)
