@@ -606,10 +606,10 @@ def cmd_evaluate(args) -> int:
         reproduced = evaluation.reproduce(model)
         args.tasks = args.tasks.replace("R", "")
     params = {"n_anneal": 8, "n_estimators": 60} if args.quick else {}
-    held_out = load_held_out() if {"S", "L"} & set(args.tasks) else None
+    held_out = load_held_out() if {"S", "L", "U"} & set(args.tasks) else None
     ablation = "N" in args.tasks  # repeats the folds of C and M (and runs them if not asked)
     n_steps = args.folds * (("B" in args.tasks) + ("C" in args.tasks or ablation) + ("M" in args.tasks or ablation)
-                            + bool({"A", "D"} & set(args.tasks))) + ("X" in args.tasks)
+                            + bool({"A", "D"} & set(args.tasks)) + ("U" in args.tasks)) + ("X" in args.tasks)
     if held_out is not None:
         configs = group_curves(pd.concat([table, held_out], ignore_index=True)).configs
         n_steps += sum(len(evaluation.source_folds(configs, lockbox=t == "L")) for t in "SL" if t in args.tasks)
@@ -860,9 +860,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("evaluate", "the accuracy benchmark (tasks A-D) beside the baselines")
     p.add_argument("--folds", type=int, default=5, metavar="K", help="cross-validation folds")
     p.add_argument("--tasks", default="ABCDMSR",
-                   help="subset of ABCDMNXSLR (M: models never seen in training, also sized from their name alone; "
+                   help="subset of ABCDMNXUSLR (M: models never seen in training, also sized from their name alone; "
                         "N: the annealing ablation, ALA with random training subsets on the folds of C and M; "
                         "X: each curve's largest batches held out, beyond the measured batch; "
+                        "U: the held-out sources' curves with input != output at a length training lacks; "
                         "S: each source of the bundled and held-out data held out whole; L: the same on the "
                         "lockbox sources, once per release; R: every benchmarked curve asked again through "
                         "the product's query path)")

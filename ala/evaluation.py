@@ -8,7 +8,9 @@ on the lockbox sources, which no design decision may look at (run once per relea
 annealing ablation: on the folds of C and M, ALA again with its error predictor taught by
 unsteered random training subsets instead of annealed ones; X beyond the measured batch:
 each curve's largest batches held out, the rest of it kept in training, so that the answer
-extrapolates in batch (the analytical curve fitted on the kept points beside it). Every
+extrapolates in batch (the analytical curve fitted on the kept points beside it); U unseen
+token lengths where input and output differ: the held-out sources' curves with input !=
+output, held out in folds that keep their deployment's other lengths in training. Every
 method sees the same folds in the same run. ALA is asked through the
 product's own query path (:func:`product_query`: ``Deployment`` rows, as ``ala plan`` and
 the operator ask); :func:`reproduce` asks every benchmarked curve again that way.
@@ -265,9 +267,45 @@ def run(table: pd.DataFrame, *, folds: int = 5, random_state: int = 0, tasks: st
                       ala_params or {})
     if "X" in tasks:
         _beyond_measured(table, configs, catalog, results, random_state, ala_params or {}, say)
+    if "U" in tasks:
+        _unseen_shapes(table, held_out, catalog, results, folds, random_state, ala_params or {}, say)
     for name in [t for t in "SL" if t in tasks]:
         _leave_source_out(name, table, held_out, catalog, results, random_state, ala_params or {}, say)
     return results
+
+
+def shape_folds(configs: pd.DataFrame, sources, folds: int, rng: np.random.Generator) -> pd.Series:
+    """Task U's fold per curve: the curves of ``sources`` (the held-out files' tags) with
+    input != output, outside the lockbox, spread so that curves of one deployment land in
+    different folds; -1 for every other curve (always in training)."""
+    inp, out = configs["input_tokens"].astype(float), configs["output_tokens"].astype(float)
+    eligible = (inp.notna() & (inp != out) & configs["source"].isin(set(sources))
+                & ~configs["source"].isin(LOCKBOX_SOURCES))
+    fold = pd.Series(-1, index=configs.index)
+    if eligible.any():
+        fold[eligible] = _stratified_folds(configs[eligible], folds, rng)
+    return fold
+
+
+def _unseen_shapes(table, held_out, catalog, results, folds, seed, ala_params, say):
+    """Task U: curves whose input and output lengths differ, asked at a length training
+    lacks while the deployment's other lengths stay in training (task B where the two axes
+    part: 1k/8k and 8k/1k hold as many tokens)."""
+    if held_out is None:
+        raise ValueError("task U needs the held-out sources (held_out=).")
+    full = pd.concat([table, held_out], ignore_index=True)
+    configs = group_curves(full).configs.set_index("config_id")
+    fold_of = shape_folds(configs, held_out["source"].astype(str).unique(), folds, np.random.default_rng([seed, 21]))
+    usable = full[~full["source"].isin(LOCKBOX_SOURCES)]
+    for k in range(folds):
+        held_ids = fold_of.index[fold_of == k]
+        if not len(held_ids):
+            continue
+        train = usable[~usable["config_id"].isin(held_ids)]
+        say(f"task U fold {k + 1}/{folds}: hold {len(held_ids)} curves with input != output, "
+            f"train {train['config_id'].nunique()} curves")
+        _run_fold("U", train, _held_rows(full, configs, held_ids), configs, catalog, results, seed + k, "U", (),
+                  ala_params)
 
 
 def _beyond_measured(table, configs, catalog, results, seed, ala_params, say):
@@ -366,7 +404,7 @@ def _run_fold(name, train, held, configs, catalog, results, seed, tasks, shots, 
     truth = held["throughput_tokens_per_s"].to_numpy(float)
     source = held["source"].astype(str).to_numpy()
     feats = config_features(held, catalog)
-    if name in ("B", "C", "M", "S", "L"):
+    if name in ("B", "C", "M", "S", "L", "U"):
         _score(results, name, model, ala_fit, query, truth, source, None)
         if "N" in tasks and name in ABLATION_TASKS:
             t0 = time.perf_counter()
@@ -460,12 +498,12 @@ def _few_shot(results, task, model, ala_fit, base, base_fit, held, feats, reveal
 def report(results: dict, sources: dict[str, str] | None = None) -> str:
     """Markdown tables, one per task, methods side by side (and per data source)."""
     sources = sources or {"all": None}
-    order = (["A", "B", "C"] + sorted(t for t in results if t.startswith("D")) + ["M", "X"]
+    order = (["A", "B", "C"] + sorted(t for t in results if t.startswith("D")) + ["M", "X", "U"]
              + sorted((t for t in results if t[0] in "SL"), key=lambda t: (t[0] == "L", t)))
     lines = []
     for task in [t for t in order if t in results]:
         by = sources
-        if task[0] in "SL":  # each held-out source on its own line
+        if task[0] in "SLU":  # each held-out source on its own line
             tags = np.unique(np.concatenate([p.arrays()["source"].astype(str) for p in results[task].values()]))
             by = {"all": None, **{str(t): str(t) for t in tags}}
         lines += [f"### Task {task}", "",

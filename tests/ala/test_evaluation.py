@@ -106,3 +106,36 @@ def test_task_x_asks_each_curve_beyond_its_kept_batches(table):
     assert evaluation.summarise(x["analytical curve"])["made"] >= 0.9 * asked
     assert evaluation.summarise(x["ALA"])["median_ape"] < 0.5
     assert "### Task X" in evaluation.report(results)
+
+
+def test_task_u_holds_out_only_curves_whose_input_and_output_differ(table):
+    """Small: a slice of the bundled data and of two held-out sources with input != output
+    curves; every asked curve has input != output and comes from a held-out source, and the
+    lockbox is never asked nor trained on."""
+    from ala.benchmarks import group_curves
+    from ala.sources import load_held_out
+
+    held = load_held_out()
+    extra = held[held["source"].isin(["lmdeploy-a100-static", "splitwise-sim", *evaluation.LOCKBOX_SOURCES])]
+    ids = table.groupby("source")["config_id"].unique().map(lambda v: list(v[:15]))
+    small = table[table["config_id"].isin([i for v in ids for i in v])]
+    said = []
+    results = evaluation.run(small, folds=3, tasks="U", held_out=extra, progress=said.append,
+                             ala_params={"n_anneal": 2, "n_estimators": 10, "anneal_estimators": 10})
+    configs = group_curves(extra).configs
+    expected = configs[(configs["input_tokens"] != configs["output_tokens"])
+                       & configs["source"].isin(["lmdeploy-a100-static", "splitwise-sim"])]
+    asked = results["U"]["ALA"].arrays()
+    assert set(asked["source"]) == {"lmdeploy-a100-static", "splitwise-sim"}
+    points = extra[extra["config_id"].isin(expected["config_id"])].groupby(["config_id", "batch_size"]).ngroups
+    assert asked["truth"].size == points
+    for method in ("ALA", "gradient boosting", "nearest-neighbour transfer"):
+        summary = evaluation.summarise(results["U"][method])
+        assert summary["made"] == summary["asked"] == points
+    assert len([m for m in said if m.startswith("task U")]) == 3
+    assert "### Task U" in evaluation.report(results)
+    # The folds: each deployment's curves spread over them, everything else always trained on.
+    full = group_curves(pd.concat([small, extra], ignore_index=True)).configs.set_index("config_id")
+    fold = evaluation.shape_folds(full, extra["source"].unique(), 3, np.random.default_rng(0))
+    assert set(fold[fold >= 0].index) == set(expected["config_id"])
+    assert (fold[full["source"].isin(evaluation.LOCKBOX_SOURCES)] == -1).all()
