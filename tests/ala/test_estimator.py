@@ -213,3 +213,23 @@ def test_benchmarked_curves_are_answered_from_their_measurements(small_model):
 
     frame = reproduce(small_model)
     assert len(frame) > 1000 and frame["ape"].median() < 0.03 and frame["covered"].mean() > 0.9
+
+
+def test_a_benchmarked_configuration_beyond_its_largest_batch_follows_its_analytical_curve(small_model):
+    """Above the measured range the answer is the paper's curve fitted on the configuration's
+    own measurements; inside it, the measurements (not the fit) still answer."""
+    from ala.planner import Deployment
+    from ala.throughput import ThroughputCurve
+
+    cfg = small_model.configs_.reset_index()
+    row = cfg[cfg["source"].str.startswith("argonne")].iloc[0]
+    ids = small_model.measured_ids(Deployment.of_benchmark(row).query([1.0]).pipe(small_model._canonical))
+    pts = small_model.points_[small_model.points_["config_id"].isin(ids)]
+    top = float(pts["batch_size"].max())
+    expected = ThroughputCurve().fit(pts["batch_size"].to_numpy(float), pts["throughput"].to_numpy(float))
+    beyond = np.array([2 * top, 4 * top])
+    got = small_model.predict(Deployment.of_benchmark(row).query(beyond))
+    np.testing.assert_allclose(got, expected.predict(beyond), rtol=1e-9)
+    inside = small_model.predict(Deployment.of_benchmark(row).query([top]))
+    measured = pts.loc[pts["batch_size"] == top, "throughput"].mean()
+    assert abs(inside[0] / measured - 1) < 0.05 and abs(inside[0] / expected.predict([top])[0] - 1) < 0.5
