@@ -29,7 +29,7 @@ from scipy.stats import spearmanr
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from .benchmarks import configuration_key, group_curves
-from .catalog import Catalog
+from .catalog import Catalog, UnknownAcceleratorError
 from .database import fit_parameters
 from .features import config_features, row_features
 from .estimator import ALA
@@ -271,6 +271,8 @@ def run(table: pd.DataFrame, *, folds: int = 5, random_state: int = 0, tasks: st
         _unseen_shapes(table, held_out, catalog, results, folds, random_state, ala_params or {}, say)
     for name in [t for t in "SL" if t in tasks]:
         _leave_source_out(name, table, held_out, catalog, results, random_state, ala_params or {}, say)
+    if "H" in tasks:
+        _leave_accelerator_out(table, held_out, catalog, results, random_state, ala_params or {}, say)
     return results
 
 
@@ -375,6 +377,37 @@ def _leave_source_out(name, table, held_out, catalog, results, seed, ala_params,
                   name, (SOURCE_SHOTS,), ala_params)
 
 
+def accelerator_folds(configs: pd.DataFrame, catalog: Catalog) -> pd.Series:
+    """Task H's fold per curve: its accelerator's catalog name (spellings joined), the raw
+    name for one the catalog lacks; lockbox curves get none (never held out or trained on)."""
+    def name(hardware: str) -> str:
+        try:
+            return str(catalog.accelerator(hardware)["name"])
+        except UnknownAcceleratorError:
+            return str(hardware)
+    names = configs["hardware"].astype(str).map(name)
+    return names.where(~configs["source"].isin(LOCKBOX_SOURCES))
+
+
+def _leave_accelerator_out(table, held_out, catalog, results, seed, ala_params, say):
+    """Task H: each accelerator held out whole (every source that measured it), the model
+    trained on every other accelerator's curves outside the lockbox; then the same curves
+    with their two smallest batches measured live."""
+    full = pd.concat([table, held_out], ignore_index=True) if held_out is not None else table
+    configs = group_curves(full).configs.set_index("config_id")
+    fold_of = accelerator_folds(configs, catalog)
+    usable = full[~full["source"].isin(LOCKBOX_SOURCES)]
+    names = sorted(fold_of.dropna().unique())
+    for k, acc in enumerate(names):
+        held_ids = fold_of.index[fold_of == acc]
+        train = usable[~usable["config_id"].isin(held_ids)]
+        say(f"task H fold {k + 1}/{len(names)}: hold out {acc} ({len(held_ids)} curves), "
+            f"train {train['config_id'].nunique()} curves")
+        held = _held_rows(full, configs, held_ids)
+        held["source"] = f"{acc} held out"  # reported per accelerator (a name no other prefixes)
+        _run_fold("H", train, held, configs, catalog, results, seed + k, "H", (SOURCE_SHOTS,), ala_params)
+
+
 def product_query(rows: pd.DataFrame) -> pd.DataFrame:
     """Benchmark rows as the product asks them: each row's configuration through
     :class:`ala.planner.Deployment` (what ``ala plan`` and the operator build), at its batch,
@@ -404,7 +437,7 @@ def _run_fold(name, train, held, configs, catalog, results, seed, tasks, shots, 
     truth = held["throughput_tokens_per_s"].to_numpy(float)
     source = held["source"].astype(str).to_numpy()
     feats = config_features(held, catalog)
-    if name in ("B", "C", "M", "S", "L", "U"):
+    if name in ("B", "C", "M", "S", "L", "U", "H"):
         _score(results, name, model, ala_fit, query, truth, source, None)
         if "N" in tasks and name in ABLATION_TASKS:
             t0 = time.perf_counter()
@@ -426,11 +459,11 @@ def _run_fold(name, train, held, configs, catalog, results, seed, tasks, shots, 
         p.add(truth, base.nearest(held, feats, None), source)
         p = _collect(results, name, "per-curve interpolation")
         p.add(truth, np.full(truth.size, np.nan), source)
-        if name not in ("S", "L"):
+        if name not in ("S", "L", "H"):
             return
     rank = held.groupby("config_id")["batch_size"].rank(method="first").to_numpy(int)
     n_pts = held["config_id"].map(held["config_id"].value_counts()).to_numpy()
-    if name in ("S", "L"):
+    if name in ("S", "L", "H"):
         # The same curves with their smallest batches measured live: asked at the others.
         for k in shots:
             reveal, ask = rank <= k, rank > k
@@ -499,11 +532,11 @@ def report(results: dict, sources: dict[str, str] | None = None) -> str:
     """Markdown tables, one per task, methods side by side (and per data source)."""
     sources = sources or {"all": None}
     order = (["A", "B", "C"] + sorted(t for t in results if t.startswith("D")) + ["M", "X", "U"]
-             + sorted((t for t in results if t[0] in "SL"), key=lambda t: (t[0] == "L", t)))
+             + sorted((t for t in results if t[0] in "SHL"), key=lambda t: ("SHL".index(t[0]), t)))
     lines = []
     for task in [t for t in order if t in results]:
         by = sources
-        if task[0] in "SLU":  # each held-out source on its own line
+        if task[0] in "SHLU":  # each held-out source (accelerator for H) on its own line
             tags = np.unique(np.concatenate([p.arrays()["source"].astype(str) for p in results[task].values()]))
             by = {"all": None, **{str(t): str(t) for t in tags}}
         lines += [f"### Task {task}", "",

@@ -139,3 +139,47 @@ def test_task_u_holds_out_only_curves_whose_input_and_output_differ(table):
     fold = evaluation.shape_folds(full, extra["source"].unique(), 3, np.random.default_rng(0))
     assert set(fold[fold >= 0].index) == set(expected["config_id"])
     assert (fold[full["source"].isin(evaluation.LOCKBOX_SOURCES)] == -1).all()
+
+
+def test_accelerator_folds_join_spellings_and_skip_the_lockbox():
+    from ala.catalog import Catalog
+    configs = pd.DataFrame({"hardware": ["A100-SXM4-80GB", "A100-80GB", "A100", "NVIDIA H100 SXM5", "MyChip", "H100"],
+                            "source": ["x", "y", "x", "y", "z", evaluation.LOCKBOX_SOURCES[0]]})
+    fold = evaluation.accelerator_folds(configs, Catalog.load())
+    assert fold.iloc[:5].tolist() == ["A100-80GB", "A100-80GB", "A100", "H100", "MyChip"]
+    assert pd.isna(fold.iloc[5])
+
+
+def test_task_h_holds_each_accelerator_out_whole_across_sources(table):
+    """Small: a slice of the bundled data and two held-out sources; every curve outside the
+    lockbox is asked exactly once, in the fold of its accelerator, zero-shot and with its two
+    smallest batches live; the report has a line per accelerator."""
+    from ala.benchmarks import group_curves
+    from ala.catalog import Catalog
+    from ala.sources import load_held_out
+
+    held = load_held_out()
+    extra = held[held["source"].isin(["lmdeploy-a100-static", "splitwise-sim", *evaluation.LOCKBOX_SOURCES])]
+    ids = table.groupby("hardware")["config_id"].unique().map(lambda v: list(v[:2]))
+    small = table[table["config_id"].isin([i for v in ids for i in v])]
+    said = []
+    results = evaluation.run(small, tasks="H", held_out=extra, progress=said.append,
+                             ala_params={"n_anneal": 2, "n_estimators": 10, "anneal_estimators": 10})
+    full = pd.concat([small, extra], ignore_index=True)
+    configs = group_curves(full).configs.set_index("config_id")
+    fold = evaluation.accelerator_folds(configs, Catalog.load())
+    assert len([m for m in said if m.startswith("task H")]) == fold.nunique()
+    asked = results["H"]["ALA"].arrays()
+    usable = full[full["config_id"].isin(fold.dropna().index)]  # curves outside the lockbox
+    expected = usable.groupby(["config_id", "batch_size"]).size().reset_index()["config_id"].map(fold)
+    assert sorted(asked["source"]) == sorted(f"{a} held out" for a in expected)
+    for method in ("ALA", "gradient boosting"):
+        summary = evaluation.summarise(results["H"][method])
+        assert summary["made"] == summary["asked"]
+    assert evaluation.summarise(results["H k=2"]["ALA"])["made"] > 0
+    text = evaluation.report(results)
+    assert "### Task H" in text and "### Task H k=2" in text
+    # A100 and A100-80GB are two accelerators, each on its own line.
+    a100 = [line for line in text.splitlines() if line.startswith("| ALA | A100 held out |")]
+    assert len(a100) == 2  # zero-shot and k=2
+    assert f" {(expected == 'A100').sum()} / {(expected == 'A100').sum()} |" in a100[0]
