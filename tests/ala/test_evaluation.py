@@ -183,3 +183,15 @@ def test_task_h_holds_each_accelerator_out_whole_across_sources(table):
     a100 = [line for line in text.splitlines() if line.startswith("| ALA | A100 held out |")]
     assert len(a100) == 2  # zero-shot and k=2
     assert f" {(expected == 'A100').sum()} / {(expected == 'A100').sum()} |" in a100[0]
+
+
+def test_task_d_reveals_as_many_live_points_as_asked(table):
+    """Small: with five live points, task D asks only the batches above each curve's fifth."""
+    ids = table.groupby("source")["config_id"].unique().map(lambda v: list(v[:40]))
+    small = table[table["config_id"].isin([i for v in ids for i in v])]
+    results = evaluation.run(small, folds=2, tasks="D", shots=(5,),
+                             ala_params={"n_anneal": 2, "n_estimators": 10, "anneal_estimators": 10})
+    assert set(results) == {"D k=5"}
+    from ala.benchmarks import group_curves
+    points = group_curves(small).points.groupby("config_id").size()
+    assert results["D k=5"]["ALA"].arrays()["truth"].size == int((points - 5).clip(lower=0).sum())

@@ -253,3 +253,23 @@ def test_a_model_only_your_rows_know_is_answered_by_the_model_fitted_on_them(run
               "--output-tokens", "256", "--batch", "8,32", "--model-file", saved, "--output", "json", check=0)
     points = json.loads(out.stdout)["points"]
     assert all(p["lower"] < p["throughput"] < p["upper"] for p in points)
+
+
+def test_evaluate_shots_reach_task_d_and_the_saved_header(monkeypatch, tmp_path):
+    """Unit: `--shots` is what task D reveals, and a saved report says how it was run; a
+    count below 1 is refused by the real command, naming the option."""
+    from ala import cli, evaluation
+
+    seen = {}
+    monkeypatch.setattr(evaluation, "run", lambda table, **kw: seen.update(kw) or {})
+    out = tmp_path / "acc.md"
+    assert cli.main(["evaluate", "--tasks", "D", "--shots", "5", "8", "--save", str(out)]) == 0
+    assert seen["shots"] == [5, 8] and seen["tasks"] == "D"
+    assert "--tasks D --shots 5 8`" in out.read_text()
+    assert cli.main(["evaluate", "--tasks", "D", "--save", str(out)]) == 0
+    assert seen["shots"] == [1, 2, 3] and "--shots" not in out.read_text()
+
+
+def test_evaluate_refuses_a_shot_count_below_one(run):
+    out = run("evaluate", "--shots", "0")
+    assert out.returncode == 2 and "--shots: 0 is below 1" in out.stderr
