@@ -871,7 +871,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="CSV", help="CSV file to write (default: stdout)")
     p.set_defaults(func=cmd_import)
 
-    p = command("evaluate", "the accuracy benchmark (tasks A-D) beside the baselines")
+    p = command("evaluate", "the accuracy benchmark (see --tasks) beside the baselines")
     p.add_argument("--folds", type=int, default=5, metavar="K", help="cross-validation folds")
     p.add_argument("--tasks", default="ABCDMSR",
                    help="subset of ABCDMNXUSHLR (M: models never seen in training, also sized from their name alone; "
