@@ -90,6 +90,12 @@ def _with_row_facts(catalog: Catalog, configs: pd.DataFrame) -> Catalog:
                           models=pd.DataFrame(models) if models else None)
 
 
+#: Bumped when ``ALA.fit`` computes something else from the same data (a cached model or
+#: a saved fitted state of the same version would otherwise keep the old fit).
+#: 2: whole-source calibration family; 3: that family only with three or more sources;
+#: 4: whole-accelerator family and the "accelerator never measured" stratum.
+FIT_REVISION = 4
+
 class ALA(BaseEstimator):
     """Throughput-versus-batch prediction with calibrated uncertainty (the ALA framework).
 
@@ -199,7 +205,7 @@ class ALA(BaseEstimator):
         cal = calibration_records(data, self.error_predictor_, self.kernels_, rng)
         scores = np.abs(cal["log_error"].to_numpy()) / self._expected_error(cal)
         strata = stratum(cal["k_live"].to_numpy(), cal["n_siblings"].to_numpy(), cal["pair_seen"].to_numpy(),
-                         cal["catalog_estimated"].to_numpy())
+                         cal["catalog_estimated"].to_numpy(), cal["hardware_seen"].to_numpy())
         self.calibrator_ = ConformalCalibrator().fit(scores, strata, cal["family"].to_numpy())
         say("calibration")
         self.calibration_records_ = len(cal)
@@ -385,7 +391,8 @@ class ALA(BaseEstimator):
         rec["expected_error"] = self._expected_error(rec, without=prior_sd)
         rec["nearest"] = sim["nearest"].to_numpy()
         rec["stratum"] = stratum(rec["k_live"].to_numpy(), rec["n_siblings"].to_numpy(),
-                                 rec["pair_seen"].to_numpy(), rec["catalog_estimated"].to_numpy())
+                                 rec["pair_seen"].to_numpy(), rec["catalog_estimated"].to_numpy(),
+                                 rec["hardware_seen"].to_numpy())
         rec["k_measured"] = rec["k_live"].to_numpy(int)  # live points or, failing them, benchmark points
         rec["k_live"] = k_given
         rec["evidence_sd"] = evidence_sd

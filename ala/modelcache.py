@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .benchmarks import read_benchmarks
-from .estimator import ALA
+from .estimator import ALA, FIT_REVISION
 from .persistence import ModelFileError, load_model, save_model
 
 logger = logging.getLogger(__name__)
@@ -29,12 +29,6 @@ def cache_dir() -> Path:
         return Path(os.environ["ALA_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "ala"
-
-
-#: Bumped when ``ALA.fit`` computes something else from the same data (a cached model of
-#: the same version would otherwise keep the old fit). 2: whole-source calibration family;
-#: 3: that family only with three or more sources.
-FIT_REVISION = 3
 
 
 def cache_key(paths: Sequence[Path], seed: int) -> str:

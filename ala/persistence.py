@@ -39,7 +39,7 @@ import scipy
 import sklearn
 
 from .benchmarks import read_benchmarks
-from .estimator import ALA
+from .estimator import ALA, FIT_REVISION
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,9 @@ def save_model(model: ALA, path: str | Path, live: pd.DataFrame | None = None, f
 
 def _versions() -> dict[str, str]:
     return {"ala": _ala_version(), "scikit-learn": sklearn.__version__, "numpy": np.__version__,
-            "scipy": scipy.__version__, "pandas": pd.__version__}
+            "scipy": scipy.__version__, "pandas": pd.__version__,
+            # A fitted state of another fit revision keys its calibration differently: refit.
+            "fit_revision": str(FIT_REVISION)}
 
 
 #: What a fitted-state member may name: the estimator's own classes, the scikit-learn

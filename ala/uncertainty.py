@@ -24,23 +24,26 @@ _FLOOR = 0.005
 
 
 def stratum(k_live: np.ndarray, n_siblings: np.ndarray, pair_seen: np.ndarray,
-            estimated: np.ndarray | None = None) -> np.ndarray:
+            estimated: np.ndarray | None = None, hardware_seen: np.ndarray | None = None) -> np.ndarray:
     """Calibration stratum: live points (0, 1, 2, 3+) times what the training data knows.
 
     Knowledge levels: 2 = sibling curves of the same deployment, 1 = the same model on
-    the same accelerator in another deployment, 0 = neither, 3 = neither and the model
-    known by its size alone (attention shape estimated). Errors of a transfer to an unseen
-    accelerator and of an interpolation between siblings differ in kind, so each gets its
-    own conformal quantile.
+    the same accelerator in another deployment, 4 = neither, on an accelerator training
+    never measured, 3 = neither and the model known by its size alone (attention shape
+    estimated), 0 = neither otherwise. Errors of a transfer to an unseen accelerator and
+    of an interpolation between siblings differ in kind, so each gets its own conformal
+    quantile.
     """
     level = np.where(np.asarray(n_siblings) > 0, 2, np.where(np.asarray(pair_seen) > 0, 1, 0))
     if estimated is not None:
         level = np.where((level == 0) & (np.asarray(estimated) > 0), 3, level)
+    if hardware_seen is not None:
+        level = np.where(((level == 0) | (level == 3)) & (np.asarray(hardware_seen) <= 0), 4, level)
     return LEVELS * np.minimum(np.asarray(k_live, int), 3) + level
 
 
 #: Knowledge levels per live-point count in :func:`stratum`.
-LEVELS = 4
+LEVELS = 5
 
 
 class ErrorPredictor(BaseEstimator):
@@ -72,8 +75,9 @@ class ConformalCalibrator(BaseEstimator):
     """Split-conformal quantiles of scaled errors ``|log error| / expected``, per stratum.
 
     Scores may come in families of held-out splits (``family``: 0 = pairs and single curves
-    out, 1 = whole sources out). An interval is as wide as the widest family asks, and the
-    confidence as low as the lowest family says: a query's curve may be new in either way
+    out, 1 = whole sources out, 2 = whole accelerators out). An interval is as wide as the
+    widest family asks, and the confidence as low as the lowest family says: a query's
+    curve may be new in more than one way
     (a user's deployment is always measured somewhere training was not), and each family's
     quantile holds for its own kind of novelty. A family without enough scores in a
     stratum's pools is not asked there.

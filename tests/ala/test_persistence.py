@@ -117,7 +117,12 @@ def test_fitted_state_loads_without_a_refit(saved_fitted, monkeypatch):
     pd.testing.assert_frame_equal(model.predict_interval(QUERY), loaded.predict_interval(QUERY))
 
 
-def test_fitted_state_under_other_library_versions_is_refitted_not_trusted(saved_fitted, tmp_path, caplog):
+@pytest.mark.parametrize("change", [
+    lambda versions: versions.update({"scikit-learn": "0.0.1"}),
+    # Saved before fit revisions were recorded (its calibration strata are keyed otherwise).
+    lambda versions: versions.pop("fit_revision"),
+], ids=["scikit-learn", "fit-revision"])
+def test_fitted_state_under_other_library_versions_is_refitted_not_trusted(saved_fitted, tmp_path, caplog, change):
     model, path = saved_fitted
     other = tmp_path / "other.ala"
 
@@ -125,7 +130,7 @@ def test_fitted_state_under_other_library_versions_is_refitted_not_trusted(saved
         if name != "manifest.json":
             return data
         manifest = json.loads(data)
-        manifest["versions"]["scikit-learn"] = "0.0.1"
+        change(manifest["versions"])
         return json.dumps(manifest).encode()
     _rewrite(path, other, older)
     loaded = load_model(other)  # refitted from training.csv: same predictions, and it says so

@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from ala.uncertainty import ConformalCalibrator, stratum
@@ -19,9 +20,17 @@ def test_strata_fall_back_when_small_and_level_is_checked():
     assert calibrator.quantile(0.5, np.array([1]))[0] == 1.0
     with pytest.raises(ValueError, match="confidence_level"):
         calibrator.quantile(1.0, np.array([0]))
-    assert list(stratum([0, 1, 2, 7], [0, 0, 3, 1], [0, 1, 1, 0])) == [0, 5, 10, 14]
+    assert list(stratum([0, 1, 2, 7], [0, 0, 3, 1], [0, 1, 1, 0])) == [0, 6, 12, 17]
     # A model known by its size alone is its own level when nothing else is known of it.
-    assert list(stratum([0, 1, 0], [0, 0, 2], [0, 0, 0], [1, 1, 1])) == [3, 7, 2]
+    assert list(stratum([0, 1, 0], [0, 0, 2], [0, 0, 0], [1, 1, 1])) == [3, 8, 2]
+
+
+def test_an_accelerator_training_never_measured_is_its_own_level():
+    # Siblings and a seen pair imply a measured accelerator; otherwise an unmeasured one
+    # is level 4, whether or not the model's facts are estimated.
+    got = stratum([0, 0, 1, 3, 0], [0, 0, 0, 0, 2], [0, 1, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 1, 1])
+    assert list(got) == [4, 1, 9, 15, 2]
+    assert list(stratum([0], [0], [0], [1], [1])) == [3]
 
 
 def test_confidence_falls_with_expected_error():
@@ -39,7 +48,29 @@ def test_size_only_facts_have_their_own_calibration_stratum(small_model):
     assert counts.get(3, 0) >= 30
     # The estimated stratum's scores are its own: intervals for a size-only model come from them.
     q_est, q_unseen = small_model.calibrator_.quantile(0.9, np.array([3, 0]))
-    assert q_est != q_unseen and all(s % LEVELS in (0, 1, 2, 3) for s in counts)
+    assert q_est != q_unseen and all(s % LEVELS in (0, 1, 2, 3, 4) for s in counts)
+
+
+def test_a_new_accelerator_is_calibrated_on_whole_accelerators_held_out(small_model):
+    """The bundled tables have ten accelerators: the calibration holds them out whole
+    (family 2, level 4), and a query on an accelerator training never measured is answered
+    from those scores, with a wider interval than the same model on a measured one."""
+    from ala.uncertainty import LEVELS
+
+    by_stratum, _, _ = small_model.calibrator_.families_[2]
+    assert set(by_stratum) and all(s % LEVELS == 4 for s in by_stratum)
+    assert by_stratum[4].size >= 30
+    family_alone = ConformalCalibrator().fit(by_stratum[4], np.full(by_stratum[4].size, 4)).quantile(0.9, np.array([4]))
+    assert small_model.calibrator_.quantile(0.9, np.array([4]))[0] >= family_alone[0]
+    query = pd.DataFrame([{"model": "meta-llama/Meta-Llama-3-8B", "hardware": hw, "num_gpus": 1, "framework": "vLLM",
+                           "precision": "bfloat16", "input_tokens": 1024, "output_tokens": 1024, "batch_size": 64}
+                          for hw in ("H100", "H200")])
+    frame = small_model._frame(query, None)
+    assert frame["stratum"].iloc[0] % LEVELS != 4 and frame["stratum"].iloc[1] % LEVELS == 4
+    out = small_model.predict_interval(query)
+    width = (out["upper"] - out["lower"]) / out["point"]
+    assert width.iloc[1] > width.iloc[0]
+
 
 
 def test_a_whole_source_family_widens_the_interval_and_lowers_confidence_where_it_has_scores():
