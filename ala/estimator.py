@@ -96,6 +96,7 @@ def _with_row_facts(catalog: Catalog, configs: pd.DataFrame) -> Catalog:
 #: 4: whole-accelerator family and the "accelerator never measured" stratum.
 FIT_REVISION = 4
 
+
 class ALA(BaseEstimator):
     """Throughput-versus-batch prediction with calibrated uncertainty (the ALA framework).
 
