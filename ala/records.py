@@ -252,14 +252,7 @@ def source_records(data: TrainingSet, error_predictor, kernels: dict) -> pd.Data
     if labels.size < MIN_SOURCES:
         return pd.DataFrame()
     rng = np.random.default_rng([data.seed, 2])  # its own draws: the pair family stays as it was
-    frames = []
-    for i, label in enumerate(labels):
-        held = sources == label
-        model = data.regressor(~held, data.seed + 2000 + i)
-        frames.append(held_out_records(data, model, data.held_points(held), ~held).assign(step=-100 - i))
-    base = pd.concat(frames, ignore_index=True)
-    base["prior_sd"] = curve_sd(base, error_predictor.predict(base))
-    return pd.concat([base, shot_records(base, kernels, rng)], ignore_index=True).assign(family=1)
+    return _whole_groups(data, error_predictor, kernels, [sources == label for label in labels], 1, rng)
 
 
 def accelerator_records(data: TrainingSet, error_predictor, kernels: dict) -> pd.DataFrame:
@@ -276,11 +269,18 @@ def accelerator_records(data: TrainingSet, error_predictor, kernels: dict) -> pd
         return pd.DataFrame()
     rng = np.random.default_rng([data.seed, 3])  # its own draws: the other families stay as they were
     fold_of = rng.permutation(labels.size) % min(ACCELERATOR_FOLDS, labels.size)
+    return _whole_groups(data, error_predictor, kernels, [fold_of[acc_of] == f for f in np.unique(fold_of)], 2, rng)
+
+
+def _whole_groups(data: TrainingSet, error_predictor, kernels: dict, helds: list, family: int,
+                  rng: np.random.Generator) -> pd.DataFrame:
+    """Records of a whole-group family (``family`` 1 or 2): each mask of ``helds`` out in
+    turn, the regressor trained on the rest, with few-shot records drawn from ``rng``;
+    regressor seeds and steps of its own per family, so no family moves another's records."""
     frames = []
-    for fold in np.unique(fold_of):
-        held = fold_of[acc_of] == fold
-        model = data.regressor(~held, data.seed + 3000 + int(fold))
-        frames.append(held_out_records(data, model, data.held_points(held), ~held).assign(step=-200 - int(fold)))
+    for i, held in enumerate(helds):
+        model = data.regressor(~held, data.seed + 1000 * (family + 1) + i)
+        frames.append(held_out_records(data, model, data.held_points(held), ~held).assign(step=-100 * family - i))
     base = pd.concat(frames, ignore_index=True)
     base["prior_sd"] = curve_sd(base, error_predictor.predict(base))
-    return pd.concat([base, shot_records(base, kernels, rng)], ignore_index=True).assign(family=2)
+    return pd.concat([base, shot_records(base, kernels, rng)], ignore_index=True).assign(family=family)
