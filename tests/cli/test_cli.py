@@ -270,6 +270,25 @@ def test_evaluate_shots_reach_task_d_and_the_saved_header(monkeypatch, tmp_path)
     assert seen["shots"] == [1, 2, 3] and "--shots" not in out.read_text()
 
 
+def test_evaluate_saves_the_markdown_when_stdout_is_json(monkeypatch, tmp_path, capsys):
+    """Unit: `--output json --save F` prints JSON and still writes the markdown report to F
+    (it used to return before saving, so a long run's tables were lost)."""
+    import json
+
+    from ala import cli, evaluation
+
+    results = {"D k=1": {"ALA": evaluation.Predictions()}}
+    results["D k=1"]["ALA"].add([100.0, 200.0], [110.0, 190.0], ["argonne", "argonne"], [90.0, 150.0],
+                                [120.0, 230.0], [0.9, 0.8])
+    monkeypatch.setattr(evaluation, "run", lambda table, **kw: results)
+    out = tmp_path / "acc.md"
+    assert cli.main(["evaluate", "--tasks", "D", "--output", "json", "--save", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["D k=1"]["ALA"]["made"] == 2
+    saved = out.read_text()
+    assert saved.startswith("# Accuracy benchmark") and "### Task D k=1" in saved and "7.5%" in saved
+
+
 def test_evaluate_refuses_a_shot_count_below_one(run):
     out = run("evaluate", "--shots", "0")
     assert out.returncode == 2 and "--shots: 0 is below 1" in out.stderr
