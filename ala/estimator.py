@@ -25,7 +25,7 @@ from .features import config_features
 from .memo import BoundedMemo
 from .posterior import fit_kernel, update_log_curve
 from .records import (NO_GAP, TrainingSet, annealed_records, calibration_records, curve_sd, error_curves,
-                      record_frame, seen, shot_records)
+                      pair_folds, record_frame, seen, shot_records)
 from .similarity import WorkloadEmbedding
 from .throughput import ThroughputCurve, curve
 from .uncertainty import ConformalCalibrator, ErrorPredictor, stratum
@@ -93,8 +93,9 @@ def _with_row_facts(catalog: Catalog, configs: pd.DataFrame) -> Catalog:
 #: Bumped when ``ALA.fit`` computes something else from the same data (a cached model or
 #: a saved fitted state of the same version would otherwise keep the old fit).
 #: 2: whole-source calibration family; 3: that family only with three or more sources;
-#: 4: whole-accelerator family and the "accelerator never measured" stratum.
-FIT_REVISION = 4
+#: 4: whole-accelerator family and the "accelerator never measured" stratum; 5: calibration
+#: scores scaled by error predictors cross-fitted over pairs.
+FIT_REVISION = 5
 
 
 class ALA(BaseEstimator):
@@ -201,10 +202,11 @@ class ALA(BaseEstimator):
         shots = shot_records(base, self.kernels_, rng)
         say("live-point records")
         # Pass 2: expected error given live points too, from the annealing records.
-        self.error_predictor_ = ErrorPredictor(self.random_state).fit(pd.concat([base, shots], ignore_index=True))
+        learnt = pd.concat([base, shots], ignore_index=True)
+        self.error_predictor_ = ErrorPredictor(self.random_state).fit(learnt)
         # Calibration on plain random splits, apart from the records the predictor learnt from.
         cal = calibration_records(data, self.error_predictor_, self.kernels_, rng)
-        scores = np.abs(cal["log_error"].to_numpy()) / self._expected_error(cal)
+        scores = np.abs(cal["log_error"].to_numpy()) / self._held_out_expected_error(learnt, cal, configs)
         strata = stratum(cal["k_live"].to_numpy(), cal["n_siblings"].to_numpy(), cal["pair_seen"].to_numpy(),
                          cal["catalog_estimated"].to_numpy(), cal["hardware_seen"].to_numpy())
         self.calibrator_ = ConformalCalibrator().fit(scores, strata, cal["family"].to_numpy())
@@ -216,6 +218,27 @@ class ALA(BaseEstimator):
                     len(self.excluded_), self.annealing_.nit, len(base) + len(shots), self.kernels_,
                     len(cal), self.fit_seconds_)
         return self
+
+    def _held_out_expected_error(self, learnt: pd.DataFrame, cal: pd.DataFrame, configs: pd.DataFrame) -> np.ndarray:
+        """Expected error of each calibration record from an error predictor that never learnt
+        from its (model, accelerator) pair (cross-fitted over ``SCORE_FOLDS`` folds of pairs).
+
+        The annealing holds every training curve out at some step, so the error predictor has
+        learnt each calibration curve's own errors; scores scaled by it are smaller than a new
+        deployment's, and the conformal quantile covers less than it says.
+        """
+        seed = 0 if self.random_state is None else self.random_state
+        fold_learnt, fold_cal = pair_folds(configs, learnt, seed), pair_folds(configs, cal, seed)
+        out = np.empty(len(cal))
+        unknown = fold_cal < 0  # a record of no training pair (none today) keeps the full predictor's
+        if unknown.any():
+            out[unknown] = self._expected_error(cal[unknown])
+        for fold in np.unique(fold_cal[fold_cal >= 0]):
+            predictor = ErrorPredictor(self.random_state).fit(learnt[fold_learnt != fold])
+            part = cal[fold_cal == fold]
+            out[fold_cal == fold] = np.minimum(predictor.predict(part),
+                                               predictor.predict(part.assign(k_live=0, live_gap=NO_GAP)))
+        return out
 
     def fit_steps(self) -> int:
         """How many times ``fit`` calls its ``progress`` (the bar's length)."""

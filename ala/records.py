@@ -34,6 +34,9 @@ MIN_ACCELERATORS = 3
 ACCELERATOR_FOLDS = 5
 #: Similarity bins the annealing tries to fill evenly (times sibling / no sibling).
 SIM_BINS = 5
+#: Folds of (model, accelerator) pairs over which the calibration's expected errors are
+#: cross-fitted: each score is scaled by an error predictor that never learnt from its pair.
+SCORE_FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -284,3 +287,16 @@ def _whole_groups(data: TrainingSet, error_predictor, kernels: dict, helds: list
     base = pd.concat(frames, ignore_index=True)
     base["prior_sd"] = curve_sd(base, error_predictor.predict(base))
     return pd.concat([base, shot_records(base, kernels, rng)], ignore_index=True).assign(family=family)
+
+
+def pair_folds(configs: pd.DataFrame, records: pd.DataFrame, seed: int) -> np.ndarray:
+    """Fold (``0 .. SCORE_FOLDS - 1``) of each record's (model, accelerator) pair, from its
+    own random draws (every other family's stay as they were); -1 for a record whose curve
+    is not one of ``configs`` (indexed by config_id)."""
+    pairs = configs["model"].astype(str) + "|" + configs["hardware"].astype(str)
+    labels = np.unique(pairs.to_numpy())
+    rng = np.random.default_rng([seed, 4])
+    fold_of_pair = dict(zip(labels, rng.permutation(labels.size) % min(SCORE_FOLDS, labels.size)))
+    fold_of_curve = pd.Series(pairs.map(fold_of_pair).to_numpy(), index=configs.index.astype(str))
+    curve = records["config_id"].astype(str).str.removesuffix(ESTIMATED_SUFFIX)
+    return curve.map(fold_of_curve).fillna(-1).to_numpy(int)

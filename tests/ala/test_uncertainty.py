@@ -100,3 +100,65 @@ def test_a_calibrator_pickled_before_families_answers_as_before():
     s = np.array([0, 1, 2])
     np.testing.assert_array_equal(old.quantile(0.9, s), new.quantile(0.9, s))
     np.testing.assert_array_equal(old.confidence(np.full(3, 0.1), s), new.confidence(np.full(3, 0.1), s))
+
+
+def test_pair_folds_follow_the_curves_pair():
+    """Unit: a record's fold is its (model, accelerator) pair's, whether asked with the
+    catalog's facts or by size alone; a curve training does not hold gets -1."""
+    from ala.records import ESTIMATED_SUFFIX, SCORE_FOLDS, pair_folds
+
+    configs = pd.DataFrame({"model": ["m1", "m1", "m2", "m3", "m4", "m5", "m6"],
+                            "hardware": ["H100", "H100", "H100", "A100", "A100", "MI300X", "H100"]},
+                           index=pd.Index([f"c{i}" for i in range(7)], name="config_id"))
+    records = pd.DataFrame({"config_id": ["c0", "c1", "c1" + ESTIMATED_SUFFIX, "c2", "nope"]})
+    folds = pair_folds(configs, records, seed=0)
+    assert folds[0] == folds[1] == folds[2] and folds[4] == -1
+    every = pair_folds(configs, pd.DataFrame({"config_id": configs.index}), seed=0)
+    assert set(every) == set(range(SCORE_FOLDS))  # six pairs over five folds: none empty
+    assert np.array_equal(every, pair_folds(configs, pd.DataFrame({"config_id": configs.index}), seed=0))
+
+
+@pytest.mark.slow
+def test_calibration_scores_are_scaled_by_predictors_that_never_learnt_their_pair(table, monkeypatch):
+    """Conformal scores need a scale fitted without them: every calibration record's
+    expected error comes from an error predictor whose training records hold no curve of
+    its (model, accelerator) pair (the annealing holds every curve out at some step, so the
+    model's own error predictor has learnt them all)."""
+    from ala import ALA, estimator
+    from ala.records import ESTIMATED_SUFFIX
+
+    pair_of = {}
+
+    def pairs(records):
+        return set(records["config_id"].astype(str).str.removesuffix(ESTIMATED_SUFFIX).map(pair_of))
+
+    calls, inside = [], [False]
+
+    class Spy(estimator.ErrorPredictor):
+        def fit(self, records):
+            self.pairs_ = pairs(records)
+            return super().fit(records)
+
+        def predict(self, records):
+            if inside[0]:
+                calls.append((self.pairs_, pairs(records), len(records)))
+            return super().predict(records)
+
+    real = estimator.ALA._held_out_expected_error
+
+    def scaled(self, learnt, cal, configs):
+        pair_of.update((configs["model"] + "|" + configs["hardware"]).set_axis(configs.index.astype(str)))
+        inside[0] = True
+        try:
+            out = real(self, learnt, cal, configs)
+        finally:
+            inside[0] = False
+        scaled.records = len(cal)
+        return out
+
+    monkeypatch.setattr(estimator, "ErrorPredictor", Spy)
+    monkeypatch.setattr(estimator.ALA, "_held_out_expected_error", scaled)
+    ALA(n_estimators=20, n_anneal=4, anneal_estimators=10, random_state=0).fit(table)
+    assert len(calls) == 10  # five folds, with and without live points
+    assert all(learnt and asked and not (learnt & asked) for learnt, asked, _ in calls)
+    assert sum(n for *_, n in calls) == 2 * scaled.records
