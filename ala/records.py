@@ -229,6 +229,8 @@ def calibration_records(data: TrainingSet, error_predictor, kernels: dict,
     for fold in range(CALIBRATION_FOLDS):
         held = (fold_of_pair[pair_of] == fold) | (rng.random(ids.size) < 0.12)
         train = ~held
+        if not held.any() or not train.any():  # a small table (a few pairs): nothing to hold out here
+            continue
         model = data.regressor(train, data.seed + 1000 + fold)
         records = with_estimated(data, model, held, train, held_out_records(data, model, data.held_points(held), train))
         frames.append(records.assign(step=-1 - fold))

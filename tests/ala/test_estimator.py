@@ -150,6 +150,21 @@ def test_fit_rejects_too_little_data(table):
         ALA(n_anneal=2).fit(one)
 
 
+def test_fit_on_the_smallest_table_it_accepts(table):
+    """Two (model, accelerator) pairs with four curves between them fit and answer with an
+    interval around the point: some calibration splits then hold nothing out (it crashed
+    there, 'need at least one array to concatenate'), and each cross-fitted scale learns
+    from the other pair alone."""
+    pair = table["model"] + "|" + table["hardware"]
+    curves = table.groupby(pair)["config_id"].nunique()
+    two = sorted(curves[curves == 2].index)[:2]
+    small = table[pair.isin(two)]
+    assert small["config_id"].nunique() == 4
+    model = ALA(n_estimators=10, n_anneal=3, anneal_estimators=5, random_state=0).fit(small)
+    out = model.predict_interval(small.drop(columns=["throughput_tokens_per_s"]).head(3))
+    assert (out["lower"] < out["point"]).all() and (out["point"] < out["upper"]).all()
+
+
 def test_fit_reports_exclusions_and_parameters(small_model):
     assert small_model.excluded_ and small_model.parameters_["success"].all()
     assert {"a", "b", "c", "falling", "r2", "source", "model"} <= set(small_model.parameters_.columns)
