@@ -204,7 +204,7 @@ class ALA(BaseEstimator):
         # Pass 2: expected error given live points too, from the annealing records.
         learnt = pd.concat([base, shots], ignore_index=True)
         self.error_predictor_ = ErrorPredictor(self.random_state).fit(learnt)
-        # Calibration on plain random splits, apart from the records the predictor learnt from.
+        # Calibration on held-out splits, each score scaled by a predictor that never learnt its pair.
         cal = calibration_records(data, self.error_predictor_, self.kernels_, rng)
         scores = np.abs(cal["log_error"].to_numpy()) / self._held_out_expected_error(learnt, cal, configs)
         strata = stratum(cal["k_live"].to_numpy(), cal["n_siblings"].to_numpy(), cal["pair_seen"].to_numpy(),
@@ -235,9 +235,7 @@ class ALA(BaseEstimator):
             out[unknown] = self._expected_error(cal[unknown])
         for fold in np.unique(fold_cal[fold_cal >= 0]):
             predictor = ErrorPredictor(self.random_state).fit(learnt[fold_learnt != fold])
-            part = cal[fold_cal == fold]
-            out[fold_cal == fold] = np.minimum(predictor.predict(part),
-                                               predictor.predict(part.assign(k_live=0, live_gap=NO_GAP)))
+            out[fold_cal == fold] = self._expected_error(cal[fold_cal == fold], predictor=predictor)
         return out
 
     def fit_steps(self) -> int:
@@ -489,16 +487,19 @@ class ALA(BaseEstimator):
         pts = self.points_.iloc[np.concatenate([rows[i] for i in ids if i in rows])]
         return np.log(pts["batch_size"].to_numpy(float)), np.log(pts["throughput"].to_numpy(float))
 
-    def _expected_error(self, records: pd.DataFrame, without: np.ndarray | None = None) -> np.ndarray:
-        """Expected |log error| of each record's prediction.
+    def _expected_error(self, records: pd.DataFrame, without: np.ndarray | None = None,
+                        predictor: ErrorPredictor | None = None) -> np.ndarray:
+        """Expected |log error| of each record's prediction, by ``predictor`` (the model's own
+        error predictor unless given).
 
         Live points never make it larger than it was without them (``without``, computed
         here unless the caller has it): a wider interval after a measurement would be an
         artefact of the error model, not of the data.
         """
-        with_live = self.error_predictor_.predict(records)
+        predictor = predictor or self.error_predictor_
+        with_live = predictor.predict(records)
         if without is None:
-            without = self.error_predictor_.predict(records.assign(k_live=0, live_gap=NO_GAP))
+            without = predictor.predict(records.assign(k_live=0, live_gap=NO_GAP))
         return np.minimum(with_live, without)
 
     def predict(self, X: TableLike, live: TableLike | None = None) -> np.ndarray:
