@@ -23,9 +23,9 @@ from .database import fit_parameters
 from .extrapolation import CurveRegressor, context_coordinate, deployment_key, same_shape, shape_coordinate
 from .features import config_features
 from .memo import BoundedMemo
-from .posterior import fit_kernel, update_log_curve
+from .posterior import fit_kernel, fit_shape, update_log_curve
 from .records import (NO_GAP, TrainingSet, annealed_records, calibration_records, curve_sd, error_curves,
-                      pair_folds, record_frame, seen, shot_records)
+                      pair_folds, record_frame, seen, shot_records, whole_groups)
 from .similarity import WorkloadEmbedding
 from .throughput import ThroughputCurve, curve
 from .uncertainty import ConformalCalibrator, ErrorPredictor, stratum
@@ -94,8 +94,8 @@ def _with_row_facts(catalog: Catalog, configs: pd.DataFrame) -> Catalog:
 #: a saved fitted state of the same version would otherwise keep the old fit).
 #: 2: whole-source calibration family; 3: that family only with three or more sources;
 #: 4: whole-accelerator family and the "accelerator never measured" stratum; 5: calibration
-#: scores scaled by error predictors cross-fitted over pairs.
-FIT_REVISION = 5
+#: scores scaled by error predictors cross-fitted over pairs; 6: the live points' hyperbola.
+FIT_REVISION = 6
 
 
 class ALA(BaseEstimator):
@@ -198,14 +198,27 @@ class ALA(BaseEstimator):
         # Errors of a sibling-based prior are small and mostly local, those of a transfer
         # mostly a shared offset: each kind gets its own kernel.
         has_sib = base["n_siblings"].to_numpy() > 0
-        self.kernels_ = {kind: fit_kernel(error_curves(base[has_sib == kind], rng))[0] for kind in (False, True)}
+        held_curves = {kind: error_curves(base[has_sib == kind], rng) for kind in (False, True)}
+        kernels = {kind: fit_kernel(held_curves[kind])[0] for kind in (False, True)}
+        # How far to trust the live points' own hyperbola (two or more batch sizes): a query
+        # without siblings is a deployment training never measured, so its weight is chosen on
+        # whole sources or accelerators held out (where the fit's data has them), whose learned
+        # curves miss in batch shape as a new deployment's do; one with siblings on the
+        # annealing's held-out curves, whose siblings stayed in training as the query's have.
+        groups = whole_groups(data)
+        unmeasured = pd.concat([group.base for group in groups], ignore_index=True) if groups else pd.DataFrame()
+        unmeasured = unmeasured[unmeasured["n_siblings"].to_numpy() == 0] if len(unmeasured) else unmeasured
+        if len(unmeasured):
+            unmeasured = unmeasured.assign(prior_sd=curve_sd(unmeasured, first.predict(unmeasured)))
+            held_curves[False] = error_curves(unmeasured, np.random.default_rng([data.seed, 5]))
+        self.kernels_ = {kind: fit_shape(held_curves[kind], kernels[kind])[0] for kind in (False, True)}
         shots = shot_records(base, self.kernels_, rng)
         say("live-point records")
         # Pass 2: expected error given live points too, from the annealing records.
         learnt = pd.concat([base, shots], ignore_index=True)
         self.error_predictor_ = ErrorPredictor(self.random_state).fit(learnt)
         # Calibration on held-out splits, each score scaled by a predictor that never learnt its pair.
-        cal = calibration_records(data, self.error_predictor_, self.kernels_, rng)
+        cal = calibration_records(data, self.error_predictor_, self.kernels_, rng, groups)
         scores = np.abs(cal["log_error"].to_numpy()) / self._held_out_expected_error(learnt, cal, configs)
         strata = stratum(cal["k_live"].to_numpy(), cal["n_siblings"].to_numpy(), cal["pair_seen"].to_numpy(),
                          cal["catalog_estimated"].to_numpy(), cal["hardware_seen"].to_numpy())
@@ -396,12 +409,14 @@ class ALA(BaseEstimator):
                 kernel = self.kernels_[bool(siblings[idx[0]] > 0)]
                 if weight is None:
                     log_pred[idx], _ = update_log_curve(log_b[idx], log_pred[idx], lb, resid,
-                                                        float(np.mean(prior_sd[idx])), kernel)
+                                                        float(np.mean(prior_sd[idx])), kernel,
+                                                        prior_live=ly - resid)
                 else:
                     # The deployment's own curve: each point as sure as the time behind it.
                     noise = EVIDENCE_SCATTER * np.sqrt(EVIDENCE_SPACING_S / np.maximum(weight, 1.0))
                     log_pred[idx], sd = update_log_curve(log_b[idx], log_pred[idx], lb, resid,
-                                                         float(np.mean(prior_sd[idx])), kernel, noise=noise)
+                                                         float(np.mean(prior_sd[idx])), kernel, noise=noise,
+                                                         prior_live=ly - resid)
                     evidence_sd[idx] = np.sqrt(sd ** 2 + EVIDENCE_FLOOR ** 2)
                 if not given:
                     self._beyond_measured(log_pred, log_b, idx, lb, ly, ids)

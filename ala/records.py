@@ -179,13 +179,15 @@ def curve_sd(records: pd.DataFrame, sd: np.ndarray) -> np.ndarray:
 
 
 def error_curves(base: pd.DataFrame, rng: np.random.Generator) -> list:
-    """(log batch, log error, prior scale) per held-out curve, for fitting the error kernel."""
+    """(log batch, log error, prior scale, prior log-throughput) per held-out curve, for
+    fitting the error kernel and the hyperbola's weight."""
     keys = base["config_id"].astype(str) + "#" + base["step"].astype(str)
     groups = list(base.groupby(keys.to_numpy()).indices.values())
     if len(groups) > KERNEL_CURVES:
         groups = [groups[i] for i in rng.choice(len(groups), KERNEL_CURVES, replace=False)]
     lb, err, sd = base["log_batch"].to_numpy(), base["log_error"].to_numpy(), base["prior_sd"].to_numpy()
-    return [(lb[idx], err[idx], float(sd[idx][0])) for idx in groups]
+    prior = base["log_pred"].to_numpy()
+    return [(lb[idx], err[idx], float(sd[idx][0]), prior[idx]) for idx in groups]
 
 
 def shot_records(base: pd.DataFrame, kernels: dict, rng: np.random.Generator) -> pd.DataFrame:
@@ -204,7 +206,7 @@ def shot_records(base: pd.DataFrame, kernels: dict, rng: np.random.Generator) ->
         order = idx[np.argsort(log_b[idx])]
         live, rest = order[:k], order[k:]
         mean, _ = update_log_curve(log_b[rest], prior[rest], log_b[live], truth[live] - prior[live],
-                                   float(sd[idx[0]]), kernels[bool(sib[idx[0]])])
+                                   float(sd[idx[0]]), kernels[bool(sib[idx[0]])], prior_live=prior[live])
         upd = base.iloc[rest].copy()
         upd["k_live"] = k
         upd["live_gap"] = np.min(np.abs(log_b[rest][:, None] - log_b[live][None, :]), axis=1)
@@ -214,9 +216,10 @@ def shot_records(base: pd.DataFrame, kernels: dict, rng: np.random.Generator) ->
 
 
 def calibration_records(data: TrainingSet, error_predictor, kernels: dict,
-                        rng: np.random.Generator) -> pd.DataFrame:
+                        rng: np.random.Generator, groups: list | None = None) -> pd.DataFrame:
     """Held-out records of plain random splits: whole (model, accelerator) pairs out,
-    plus single curves whose siblings stay in training; with their few-shot records.
+    plus single curves whose siblings stay in training; with their few-shot records; then
+    the whole-group families (``groups``, from :func:`whole_groups` unless given).
 
     Held-out configurations of models training never saw are also asked with size-only
     facts (:func:`with_estimated`): only here, for the calibration's own stratum, so that
@@ -240,55 +243,76 @@ def calibration_records(data: TrainingSet, error_predictor, kernels: dict,
     estimated = base["config_id"].astype(str).str.endswith(ESTIMATED_SUFFIX).to_numpy()
     pairs = pd.concat([base[~estimated], shot_records(base[~estimated], kernels, rng),
                        base[estimated], shot_records(base[estimated], kernels, rng)], ignore_index=True)
-    return pd.concat([pairs.assign(family=0), source_records(data, error_predictor, kernels),
-                      accelerator_records(data, error_predictor, kernels)], ignore_index=True)
+    groups = whole_groups(data) if groups is None else groups
+    return pd.concat([pairs.assign(family=0)] + [group.records(error_predictor, kernels) for group in groups],
+                     ignore_index=True)
 
 
-def source_records(data: TrainingSet, error_predictor, kernels: dict) -> pd.DataFrame:
-    """Held-out records of whole sources (``family`` 1): each source of the training data
-    out in turn, the regressor trained on the others, with few-shot records. A deployment
-    measured by a lab, harness or engine version that training never saw is what a user's
-    own cluster is; pair splits inside one source do not show that shift. Empty with fewer
-    than ``MIN_SOURCES`` sources: with two, each split would measure a model trained on one
-    source alone (the bundled pair, static Argonne against saturated ML.ENERGY, gave
-    intervals five times wider than the errors of a model trained on several sources)."""
+@dataclass
+class WholeGroups:
+    """Held-out records of one whole-group family (``family`` 1: sources, 2: accelerators)
+    before prior scales and live points: each group out in turn, the regressor trained on
+    the rest. Its few-shot records are drawn from ``rng`` (the family's own draws)."""
+
+    base: pd.DataFrame
+    family: int
+    rng: np.random.Generator
+
+    def records(self, error_predictor, kernels: dict) -> pd.DataFrame:
+        """The family's records with prior scales from ``error_predictor`` and few-shot records
+        updated with ``kernels`` (call once: the few-shot records draw from ``rng``)."""
+        base = self.base.copy()
+        base["prior_sd"] = curve_sd(base, error_predictor.predict(base))
+        return pd.concat([base, shot_records(base, kernels, self.rng)], ignore_index=True).assign(family=self.family)
+
+
+def whole_groups(data: TrainingSet) -> list[WholeGroups]:
+    """The whole-group families the training data allows (:func:`source_groups`,
+    :func:`accelerator_groups`)."""
+    return [g for g in (source_groups(data), accelerator_groups(data)) if g is not None]
+
+
+def source_groups(data: TrainingSet) -> WholeGroups | None:
+    """Whole sources held out (``family`` 1): each source of the training data out in turn.
+    A deployment measured by a lab, harness or engine version that training never saw is
+    what a user's own cluster is; pair splits inside one source do not show that shift.
+    None with fewer than ``MIN_SOURCES`` sources: with two, each split would measure a model
+    trained on one source alone (the bundled pair, static Argonne against saturated
+    ML.ENERGY, gave intervals five times wider than the errors of a model trained on
+    several sources)."""
     sources = data.configs["source"].astype(str).to_numpy()
     labels = np.unique(sources)
     if labels.size < MIN_SOURCES:
-        return pd.DataFrame()
+        return None
     rng = np.random.default_rng([data.seed, 2])  # its own draws: the pair family stays as it was
-    return _whole_groups(data, error_predictor, kernels, [sources == label for label in labels], 1, rng)
+    return _whole_groups(data, [sources == label for label in labels], 1, rng)
 
 
-def accelerator_records(data: TrainingSet, error_predictor, kernels: dict) -> pd.DataFrame:
-    """Held-out records of whole accelerators (``family`` 2): the accelerators of the
-    training data split into up to ``ACCELERATOR_FOLDS`` groups, each group out in turn
-    with every curve on it, the regressor trained on the rest, with few-shot records.
-    Pair splits almost never leave an accelerator unmeasured, so without these the
-    calibration has no score for a user's new accelerator (leave-one-accelerator-out
-    found Gaudi2 and the Intel GPUs covered 0-13% at 90%). Empty with fewer than
+def accelerator_groups(data: TrainingSet) -> WholeGroups | None:
+    """Whole accelerators held out (``family`` 2): the accelerators of the training data
+    split into up to ``ACCELERATOR_FOLDS`` groups, each group out in turn with every curve
+    on it. Pair splits almost never leave an accelerator unmeasured, so without these the
+    calibration has no score for a user's new accelerator (leave-one-accelerator-out found
+    Gaudi2 and the Intel GPUs covered 0-13% at 90%). None with fewer than
     ``MIN_ACCELERATORS`` accelerators."""
     hardware = data.configs["hardware"].astype(str).str.lower().to_numpy()
     labels, acc_of = np.unique(hardware, return_inverse=True)
     if labels.size < MIN_ACCELERATORS:
-        return pd.DataFrame()
+        return None
     rng = np.random.default_rng([data.seed, 3])  # its own draws: the other families stay as they were
     fold_of = rng.permutation(labels.size) % min(ACCELERATOR_FOLDS, labels.size)
-    return _whole_groups(data, error_predictor, kernels, [fold_of[acc_of] == f for f in np.unique(fold_of)], 2, rng)
+    return _whole_groups(data, [fold_of[acc_of] == f for f in np.unique(fold_of)], 2, rng)
 
 
-def _whole_groups(data: TrainingSet, error_predictor, kernels: dict, helds: list, family: int,
-                  rng: np.random.Generator) -> pd.DataFrame:
-    """Records of a whole-group family (``family`` 1 or 2): each mask of ``helds`` out in
-    turn, the regressor trained on the rest, with few-shot records drawn from ``rng``;
-    regressor seeds and steps of its own per family, so no family moves another's records."""
+def _whole_groups(data: TrainingSet, helds: list, family: int, rng: np.random.Generator) -> WholeGroups:
+    """A whole-group family: each mask of ``helds`` out in turn, the regressor trained on the
+    rest; regressor seeds and steps of its own per family, so no family moves another's
+    records."""
     frames = []
     for i, held in enumerate(helds):
         model = data.regressor(~held, data.seed + 1000 * (family + 1) + i)
         frames.append(held_out_records(data, model, data.held_points(held), ~held).assign(step=-100 * family - i))
-    base = pd.concat(frames, ignore_index=True)
-    base["prior_sd"] = curve_sd(base, error_predictor.predict(base))
-    return pd.concat([base, shot_records(base, kernels, rng)], ignore_index=True).assign(family=family)
+    return WholeGroups(pd.concat(frames, ignore_index=True), family, rng)
 
 
 def pair_folds(configs: pd.DataFrame, records: pd.DataFrame, seed: int) -> np.ndarray:
