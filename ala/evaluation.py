@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -45,7 +45,8 @@ GROUP_COLUMNS = ("source", "model", "hardware", "num_gpus", "tensor_parallel", "
 LOCKBOX_SOURCES = ("dstack-deepseek-r1-offline", "argonne-fig5-parallelism")
 #: Live points revealed per held-out curve in task S (its smallest batches).
 SOURCE_SHOTS = 2
-METHODS = ("ALA", "ALA, size only", "ALA, random subsets", "analytical curve", "ALA and analytical curve, mean",
+METHODS = ("ALA", "ALA, size only", "ALA, random subsets", "ALA, no live hyperbola", "analytical curve",
+           "ALA and analytical curve, mean",
            "per-curve interpolation", "nearest-neighbour transfer", "gradient boosting")
 #: Task X holds out each curve's BEYOND_HELD largest batches, on curves of BEYOND_MIN or more.
 BEYOND_HELD = 2
@@ -498,6 +499,15 @@ def _score(results, task, model, fit_s, query, truth, source, live, method="ALA"
     p.add(truth, out["point"], source, out["lower"], out["upper"], out["confidence"])
 
 
+def without_hyperbola(model: ALA) -> ALA:
+    """A view of the fitted ``model`` whose online update uses the Gaussian process alone (no
+    live points' hyperbola): the same prior, error predictor and calibration."""
+    view = object.__new__(type(model))
+    view.__dict__.update(model.__dict__)
+    view.kernels_ = {kind: replace(kernel, shape_error=float("inf")) for kind, kernel in model.kernels_.items()}
+    return view
+
+
 def _few_shot(results, task, model, ala_fit, base, base_fit, held, feats, reveal, ask, truth, source,
               with_gbr=True):
     if not ask.any():
@@ -505,6 +515,9 @@ def _few_shot(results, task, model, ala_fit, base, base_fit, held, feats, reveal
     live = held[reveal]
     query = product_query(held[ask].drop(columns=["throughput_tokens_per_s"]))
     _score(results, task, model, ala_fit, query, truth[ask], source[ask], product_query(live))
+    if with_gbr:  # the ablation of the live points' hyperbola (task A asks inside the live span only)
+        _score(results, task, without_hyperbola(model), 0.0, query, truth[ask], source[ask], product_query(live),
+               method="ALA, no live hyperbola")
     rows = held[ask]
     p = _collect(results, task, "per-curve interpolation")
     point = np.full(ask.sum(), np.nan)

@@ -177,6 +177,8 @@ def test_task_h_holds_each_accelerator_out_whole_across_sources(table):
         summary = evaluation.summarise(results["H"][method])
         assert summary["made"] == summary["asked"]
     assert evaluation.summarise(results["H k=2"]["ALA"])["made"] > 0
+    ablated = evaluation.summarise(results["H k=2"]["ALA, no live hyperbola"])
+    assert ablated["made"] == ablated["asked"] == evaluation.summarise(results["H k=2"]["ALA"])["asked"]
     text = evaluation.report(results)
     assert "### Task H" in text and "### Task H k=2" in text
     # A100 and A100-80GB are two accelerators, each on its own line.
@@ -195,3 +197,16 @@ def test_task_d_reveals_as_many_live_points_as_asked(table):
     from ala.benchmarks import group_curves
     points = group_curves(small).points.groupby("config_id").size()
     assert results["D k=5"]["ALA"].arrays()["truth"].size == int((points - 5).clip(lower=0).sum())
+
+
+def test_the_hyperbola_ablation_is_a_view_of_the_same_fit(small_model, table):
+    """``without_hyperbola`` leaves the fitted model as it was and answers inside the live
+    points' span as it does (the hyperbola only weighs outside it)."""
+    kernels = dict(small_model.kernels_)
+    view = evaluation.without_hyperbola(small_model)
+    assert small_model.kernels_ == kernels
+    assert all(k.shape_weight(1.0) == 0.0 for k in view.kernels_.values())
+    curve = table[table["config_id"] == table["config_id"].iloc[0]].sort_values("batch_size")
+    live = evaluation.product_query(curve.iloc[[0, -1]])
+    inside = evaluation.product_query(curve.iloc[1:-1].drop(columns=["throughput_tokens_per_s"]))
+    assert np.allclose(view.predict(inside, live=live), small_model.predict(inside, live=live))
