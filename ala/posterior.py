@@ -154,11 +154,12 @@ def update_log_curve(query_log_batch: np.ndarray, prior_query: np.ndarray, live_
     mean = prior_query + k_ql @ solve[:, 0]
     var = (kernel.scale * prior_sd) ** 2 - np.sum(k_ql * solve[:, 1:].T, axis=1)
     weight = kernel.shape_weight(prior_sd)
-    if weight > 0 and prior_live is not None:
+    ramp = shape_ramp(q, x) if weight > 0 and prior_live is not None else None
+    if ramp is not None and ramp.any():  # no query outside the live span: nothing to fit
         prior_live = np.asarray(prior_live, float)
         theta = fit_hyperbola(x, prior_live + r, prior_live, np.sqrt(diagonal))
         if theta is not None:
-            mean = mean + weight * shape_ramp(q, x) * (hyperbola_log(theta, q) - mean)
+            mean = mean + weight * ramp * (hyperbola_log(theta, q) - mean)
     return mean, np.sqrt(np.clip(var, 1e-10, None) + (kernel.noise ** 2 if noise is None else 0.0))
 
 
