@@ -216,7 +216,7 @@ def shot_records(base: pd.DataFrame, kernels: dict, rng: np.random.Generator) ->
 
 
 def calibration_records(data: TrainingSet, error_predictor, kernels: dict,
-                        rng: np.random.Generator, groups: list | None = None) -> pd.DataFrame:
+                        rng: np.random.Generator, groups: list[WholeGroups] | None = None) -> pd.DataFrame:
     """Held-out records of plain random splits: whole (model, accelerator) pairs out,
     plus single curves whose siblings stay in training; with their few-shot records; then
     the whole-group families (``groups``, from :func:`whole_groups` unless given).
