@@ -23,7 +23,7 @@ from .database import fit_parameters
 from .extrapolation import CurveRegressor, context_coordinate, deployment_key, same_shape, shape_coordinate
 from .features import config_features
 from .memo import BoundedMemo
-from .posterior import fit_kernel, fit_shape, update_log_curve
+from .posterior import fit_kernel, fit_shape, shape_ramp, update_log_curve
 from .records import (NO_GAP, TrainingSet, annealed_records, calibration_records, curve_sd, error_curves,
                       pair_folds, record_frame, seen, shot_records, whole_groups)
 from .similarity import WorkloadEmbedding
@@ -206,8 +206,8 @@ class ALA(BaseEstimator):
         # curves miss in batch shape as a new deployment's do; one with siblings on the
         # annealing's held-out curves, whose siblings stayed in training as the query's have.
         groups = whole_groups(data)
-        unmeasured = pd.concat([group.base for group in groups], ignore_index=True) if groups else pd.DataFrame()
-        unmeasured = unmeasured[unmeasured["n_siblings"].to_numpy() == 0] if len(unmeasured) else unmeasured
+        unmeasured = pd.concat([g.base[g.base["n_siblings"].to_numpy() == 0] for g in groups] or [pd.DataFrame()],
+                               ignore_index=True)
         if len(unmeasured):
             unmeasured = unmeasured.assign(prior_sd=curve_sd(unmeasured, first.predict(unmeasured)))
             held_curves[False] = error_curves(unmeasured, np.random.default_rng([data.seed, 5]))
@@ -219,7 +219,7 @@ class ALA(BaseEstimator):
         self.error_predictor_ = ErrorPredictor(self.random_state).fit(learnt)
         # Calibration on held-out splits, each score scaled by a predictor that never learnt its pair.
         cal = calibration_records(data, self.error_predictor_, self.kernels_, rng, groups)
-        scores = np.abs(cal["log_error"].to_numpy()) / self._held_out_expected_error(learnt, cal, configs)
+        scores = np.abs(cal["log_error"].to_numpy()) / self._held_out_expected_error(learnt, cal, configs, data.seed)
         strata = stratum(cal["k_live"].to_numpy(), cal["n_siblings"].to_numpy(), cal["pair_seen"].to_numpy(),
                          cal["catalog_estimated"].to_numpy(), cal["hardware_seen"].to_numpy())
         self.calibrator_ = ConformalCalibrator().fit(scores, strata, cal["family"].to_numpy())
@@ -232,15 +232,16 @@ class ALA(BaseEstimator):
                     len(cal), self.fit_seconds_)
         return self
 
-    def _held_out_expected_error(self, learnt: pd.DataFrame, cal: pd.DataFrame, configs: pd.DataFrame) -> np.ndarray:
+    def _held_out_expected_error(self, learnt: pd.DataFrame, cal: pd.DataFrame, configs: pd.DataFrame,
+                                 seed: int) -> np.ndarray:
         """Expected error of each calibration record from an error predictor that never learnt
-        from its (model, accelerator) pair (cross-fitted over ``SCORE_FOLDS`` folds of pairs).
+        from its (model, accelerator) pair (cross-fitted over ``SCORE_FOLDS`` folds of pairs
+        drawn from ``seed``, the training set's).
 
         The annealing holds every training curve out at some step, so the error predictor has
         learnt each calibration curve's own errors; scores scaled by it are smaller than a new
         deployment's, and the conformal quantile covers less than it says.
         """
-        seed = 0 if self.random_state is None else self.random_state
         fold_learnt, fold_cal = pair_folds(configs, learnt, seed), pair_folds(configs, cal, seed)
         out = np.empty(len(cal))
         unknown = fold_cal < 0  # a record of no training pair (none today) keeps the full predictor's
@@ -407,10 +408,15 @@ class ALA(BaseEstimator):
                 resid = ly - prior_at[start:start + lb.size]
                 start += lb.size
                 kernel = self.kernels_[bool(siblings[idx[0]] > 0)]
+                # A benchmarked configuration asked above its measurements: the analytical curve
+                # answers those rows, so the hyperbola is fitted only if some other row is outside
+                # the measured span.
+                analytic = None if given else self._beyond_measured(log_b[idx], lb, ly, ids)
+                shaped = analytic is None or bool(shape_ramp(log_b[idx][~analytic[0]], lb).any())
                 if weight is None:
                     log_pred[idx], _ = update_log_curve(log_b[idx], log_pred[idx], lb, resid,
                                                         float(np.mean(prior_sd[idx])), kernel,
-                                                        prior_live=ly - resid)
+                                                        prior_live=ly - resid if shaped else None)
                 else:
                     # The deployment's own curve: each point as sure as the time behind it.
                     noise = EVIDENCE_SCATTER * np.sqrt(EVIDENCE_SPACING_S / np.maximum(weight, 1.0))
@@ -418,8 +424,8 @@ class ALA(BaseEstimator):
                                                          float(np.mean(prior_sd[idx])), kernel, noise=noise,
                                                          prior_live=ly - resid)
                     evidence_sd[idx] = np.sqrt(sd ** 2 + EVIDENCE_FLOOR ** 2)
-                if not given:
-                    self._beyond_measured(log_pred, log_b, idx, lb, ly, ids)
+                if analytic is not None:
+                    log_pred[idx[analytic[0]]] = analytic[1]
                 k_live[idx] = lb.size
                 k_given[idx] = lb.size if given else 0
                 live_gap[idx] = np.min(np.abs(log_b[idx][:, None] - lb[None, :]), axis=1)
@@ -454,28 +460,29 @@ class ALA(BaseEstimator):
         return [m for m in members if abs(float(self.regressor_.context_[m]) - u) < np.log(SAME_TOKENS)
                 and (shapes is None or same_shape(float(shapes[m]), r, SAME_TOKENS ** 2))]
 
-    def _beyond_measured(self, log_pred: np.ndarray, log_b: np.ndarray, idx: np.ndarray, lb: np.ndarray,
-                         ly: np.ndarray, ids: list) -> None:
-        """Rows ``idx`` of a configuration benchmarked as the curves ``ids`` (measured at log
-        batches ``lb``, log throughputs ``ly``) above its largest measured batch take the
-        analytical curve of those measurements (in place, in ``log_pred``): the parameter
-        database's fit for one curve, a fit of the pooled points for several.
+    def _beyond_measured(self, log_b: np.ndarray, lb: np.ndarray, ly: np.ndarray,
+                         ids: list) -> tuple[np.ndarray, np.ndarray] | None:
+        """Which query rows (log batches ``log_b``) of a configuration benchmarked as the curves
+        ``ids`` (measured at log batches ``lb``, log throughputs ``ly``) lie above its largest
+        measured batch, and their log throughput on the analytical curve of those measurements
+        (the parameter database's fit for one curve, a fit of the pooled points for several);
+        None where that curve does not answer.
 
         The learned curve is flat or wanders where training has few points of this kind; the
         paper's curve, fitted on the configuration's own points, saturates as they do (task X:
         9.9% median error where the learned curve was at 20.6%).
         """
-        beyond = log_b[idx] > lb.max() + 1e-9
+        beyond = log_b > lb.max() + 1e-9
         if not beyond.any() or np.unique(lb).size < BEYOND_POINTS:
-            return
+            return None
         if len(ids) == 1:
             fitted = self.parameters_.loc[ids[0]]
             params = (fitted["a"], fitted["b"], fitted["c"]) if bool(fitted["success"]) else None
         else:
             params = self._pooled_fit(lb, ly)
-        if params is not None:
-            rows = idx[beyond]
-            log_pred[rows] = np.log(np.maximum(curve(np.exp(log_b[rows]), *params), 1e-9))
+        if params is None:
+            return None
+        return beyond, np.log(np.maximum(curve(np.exp(log_b[beyond]), *params), 1e-9))
 
     def _pooled_fit(self, lb: np.ndarray, ly: np.ndarray) -> tuple[float, float, float] | None:
         """(a, b, c) fitted on the points of several curves of one configuration (None: no fit),

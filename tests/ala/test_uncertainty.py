@@ -146,11 +146,11 @@ def test_calibration_scores_are_scaled_by_predictors_that_never_learnt_their_pai
 
     real = estimator.ALA._held_out_expected_error
 
-    def scaled(self, learnt, cal, configs):
+    def scaled(self, learnt, cal, configs, seed):
         pair_of.update((configs["model"] + "|" + configs["hardware"]).set_axis(configs.index.astype(str)))
         inside[0] = True
         try:
-            out = real(self, learnt, cal, configs)
+            out = real(self, learnt, cal, configs, seed)
         finally:
             inside[0] = False
         scaled.records = len(cal)
